@@ -1,0 +1,176 @@
+"""The `dieuphoi` command line: db, seed, deploy, serve, worker, users, timers."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from engine import directory, schema
+from engine.app import build
+from engine.errors import EngineError
+from engine.models import Instance, User
+
+
+def _engine():
+    return build()
+
+
+def _fail(exc: EngineError) -> None:
+    click.echo(f"Lỗi / Error: {exc.message}", err=True)
+    for key, value in (exc.details or {}).items():
+        click.echo(f"  - {key}: {value}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Ghi log chi tiết / verbose logging")
+def main(verbose: bool) -> None:
+    """Điều Phối: quy trình công việc của kế hoạch khoa học và công nghệ tỉnh."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:  # every task state change and scheduler tick is noise at INFO
+        for name in ("spiff", "apscheduler", "alembic.runtime.migration"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@main.group()
+def db() -> None:
+    """Cơ sở dữ liệu / database."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Tạo hoặc nâng cấp lược đồ (Alembic) / create or migrate the schema."""
+    engine = _engine()
+    schema.upgrade(engine.db)
+    click.echo(f"Lược đồ ở phiên bản {schema.current(engine.db)} / schema at revision {schema.current(engine.db)}")
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Thêm người dùng và hồ sơ mẫu / add demo users and cases")
+def seed(demo: bool) -> None:
+    """Nạp danh mục đơn vị và các quy trình kèm theo / load organisations and bundled workflows."""
+    from engine.seed import seed as run_seed
+
+    try:
+        report = run_seed(_engine(), demo=demo)
+    except EngineError as exc:
+        _fail(exc)
+    for line in report:
+        click.echo(line)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def deploy(paths: tuple[Path, ...]) -> None:
+    """Triển khai mô hình BPMN (thư mục hoặc tệp) / deploy process models."""
+    engine = _engine()
+    for path in paths:
+        try:
+            result = engine.deploy_path(path)
+        except EngineError as exc:
+            _fail(exc)
+        state = "mới / new" if result.created else "không đổi / unchanged"
+        click.echo(f"{result.process_key} v{result.version} ({state})")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-scheduler", is_flag=True, help="Không chạy bộ hẹn giờ trong tiến trình này")
+@click.option("--threads", default=8, show_default=True, type=int)
+def serve(host: str, port: int, no_scheduler: bool, threads: int) -> None:
+    """Chạy giao diện web, API và bộ hẹn giờ / serve the web UI, API and scheduler."""
+    from waitress import serve as waitress_serve
+
+    from engine.scheduler import start_background
+    from webui import create_app
+
+    engine = _engine()
+    app = create_app(engine=engine)
+    scheduler = None if no_scheduler else start_background(engine)
+    click.echo(f"Điều Phối đang chạy tại http://{host}:{port}/ (Ctrl+C để dừng)")
+    try:
+        waitress_serve(app, host=host, port=port, threads=threads, ident="dieuphoi")
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+
+
+@main.command()
+@click.option("--interval", default=1.0, show_default=True, type=float)
+def worker(interval: float) -> None:
+    """Chỉ chạy bộ hẹn giờ / run the timer scheduler only (any number, against PostgreSQL)."""
+    from engine.scheduler import run_blocking
+
+    click.echo("Bộ hẹn giờ đang chạy / scheduler running")
+    run_blocking(_engine(), interval)
+
+
+@main.group()
+def users() -> None:
+    """Người dùng / users."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--name", "full_name", required=True)
+@click.option("--email", default="")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--position", "positions", multiple=True, help="ORG_CODE:role, e.g. SO_KHCN:staff")
+@click.option("--admin", is_flag=True)
+def users_create(username, full_name, email, password, positions, admin) -> None:
+    engine = _engine()
+    try:
+        pairs = [tuple(p.split(":", 1)) for p in positions]
+        if any(len(p) != 2 for p in pairs):
+            raise click.BadParameter("--position cần dạng ORG_CODE:role")
+        with engine.db.write() as session:
+            user = directory.create_user(session, username, full_name, email=email, password=password,
+                                         positions=pairs, is_admin=admin)
+            click.echo(f"Đã tạo {user.username} (id {user.id})")
+    except EngineError as exc:
+        _fail(exc)
+
+
+@users.command("list")
+def users_list() -> None:
+    from sqlalchemy import select
+
+    engine = _engine()
+    with engine.db.read() as session:
+        for user in session.scalars(select(User).order_by(User.username)):
+            positions = ", ".join(f"{p.org_code}:{p.role}" for p in user.positions)
+            flag = " [admin]" if user.is_admin else ""
+            click.echo(f"{user.username:28} {user.full_name:30} {positions}{flag}")
+
+
+@main.group()
+def timers() -> None:
+    """Hẹn giờ / timers."""
+
+
+@timers.command("fire-due")
+def timers_fire_due() -> None:
+    """Chạy ngay các hẹn giờ đã đến hạn / fire every due timer now."""
+    fired = _engine().fire_due_timers(limit=10_000)
+    click.echo(f"Đã chạy {fired} hẹn giờ / fired {fired} timer(s)")
+
+
+@timers.command("list")
+def timers_list() -> None:
+    from sqlalchemy import select
+
+    engine = _engine()
+    with engine.db.read() as session:
+        rows = session.execute(select(Instance.id, Instance.process_key, Instance.next_timer_at, Instance.error)
+                               .where(Instance.next_timer_at.is_not(None)).order_by(Instance.next_timer_at))
+        for instance_id, key, due, error in rows:
+            click.echo(f"#{instance_id:<8} {key:32} {due.isoformat()} {error or ''}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""SQLAlchemy tables: the org directory, definitions, instances and their projections."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC, returns aware UTC: one convention on SQLite and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), date: Date(), dict: JSON(), list: JSON()}
+
+
+class Role(str, enum.Enum):
+    STAFF = "staff"
+    SUPERVISOR = "supervisor"
+    LEADER = "leader"
+
+
+class InstanceStatus(str, enum.Enum):
+    RUNNING = "running"
+    SUSPENDED = "suspended"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+class TaskState(str, enum.Enum):
+    OPEN = "open"
+    COMPLETED = "completed"
+    RETURNED = "returned"  # a later step sent the work back; the step was re-opened as a new task
+    CANCELLED = "cancelled"
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_vi: Mapped[str] = mapped_column(String(255))
+    name_en: Mapped[str] = mapped_column(String(255), default="")
+    kind: Mapped[str] = mapped_column(String(32), default="department")
+    parent_code: Mapped[str | None] = mapped_column(ForeignKey("organisations.code"))
+    merged_into: Mapped[str | None] = mapped_column(ForeignKey("organisations.code"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str] = mapped_column(String(255), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    positions: Mapped[list["Position"]] = relationship(back_populates="user", lazy="select")
+
+
+class Position(Base):
+    """A user's role in an organisation; a user may hold several."""
+
+    __tablename__ = "positions"
+    __table_args__ = (
+        UniqueConstraint("user_id", "org_code", "role"),
+        Index("ix_positions_org_role", "org_code", "role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    org_code: Mapped[str] = mapped_column(ForeignKey("organisations.code"))
+    role: Mapped[str] = mapped_column(String(16))
+
+    user: Mapped[User] = relationship(back_populates="positions")
+
+
+class Substitute(Base):
+    """`substitute_id` acts for `user_id` between the two dates (inclusive), e.g. during leave."""
+
+    __tablename__ = "substitutes"
+    __table_args__ = (Index("ix_substitutes_sub_dates", "substitute_id", "starts_on", "ends_on"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    substitute_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    starts_on: Mapped[date]
+    ends_on: Mapped[date]
+
+
+class Definition(Base):
+    """An immutable deployed version of a process model (BPMN + DMN + forms + descriptor)."""
+
+    __tablename__ = "definitions"
+    __table_args__ = (
+        UniqueConstraint("process_key", "version"),
+        UniqueConstraint("process_key", "content_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    process_key: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    process_id: Mapped[str] = mapped_column(String(255))
+    dialect: Mapped[str] = mapped_column(String(16), default="spiff")
+    title_vi: Mapped[str] = mapped_column(String(255))
+    title_en: Mapped[str] = mapped_column(String(255), default="")
+    files: Mapped[dict]  # file name -> text (BPMN, DMN)
+    forms: Mapped[dict]  # form file name -> JSON Schema
+    descriptor: Mapped[dict]
+    deployed_at: Mapped[datetime]
+    deployed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class Instance(Base):
+    __tablename__ = "instances"
+    __table_args__ = (Index("ix_instances_status_key", "status", "process_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    definition_id: Mapped[int] = mapped_column(ForeignKey("definitions.id"), index=True)
+    process_key: Mapped[str] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(16), default=InstanceStatus.RUNNING.value)
+    owner_org: Mapped[str | None] = mapped_column(ForeignKey("organisations.code"), index=True)
+    initiator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    state: Mapped[str] = mapped_column(Text)
+    serializer_version: Mapped[str] = mapped_column(String(16))
+    business: Mapped[dict] = mapped_column(default=dict)
+    next_timer_at: Mapped[datetime | None] = mapped_column(index=True)
+    message_waits: Mapped[int] = mapped_column(Integer, default=0)  # rows in message_subscriptions
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    # Optimistic lock: every write bumps it; a stale writer gets a ConflictError.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    definition: Mapped[Definition] = relationship(lazy="select")
+
+
+class HumanTask(Base):
+    """Projection of one activation of a user/manual task, kept in the action's transaction."""
+
+    __tablename__ = "human_tasks"
+    __table_args__ = (
+        Index("ix_tasks_state_org_role", "state", "org_code", "role"),
+        Index("ix_tasks_assignee_state", "assignee_id", "state"),
+        Index("ix_tasks_instance_state", "instance_id", "state"),
+        Index("ix_tasks_spiff", "instance_id", "spiff_task_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    spiff_task_id: Mapped[str] = mapped_column(String(36))
+    process_key: Mapped[str] = mapped_column(String(128))
+    task_name: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(String(500))
+    lane: Mapped[str | None] = mapped_column(String(255))
+    org_code: Mapped[str | None] = mapped_column(ForeignKey("organisations.code"))
+    role: Mapped[str | None] = mapped_column(String(16))
+    candidate_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    state: Mapped[str] = mapped_column(String(16), default=TaskState.OPEN.value)
+    form_key: Mapped[str | None] = mapped_column(String(255))
+    business: Mapped[dict] = mapped_column(default=dict)
+    return_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    completed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    acting_for: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_instance_at", "instance_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    task_id: Mapped[str | None] = mapped_column(String(32))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    acting_for_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict] = mapped_column(default=dict)
+    at: Mapped[datetime]
+
+
+class Comment(Base):
+    __tablename__ = "comments"
+    __table_args__ = (Index("ix_comments_instance", "instance_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    task_id: Mapped[str | None] = mapped_column(String(32))
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    acting_for_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class MessageSubscription(Base):
+    """An instance waiting for a BPMN message, indexed by name and correlation key."""
+
+    __tablename__ = "message_subscriptions"
+    __table_args__ = (Index("ix_msgsub_name_key", "message_name", "correlation_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    message_name: Mapped[str] = mapped_column(String(255))
+    correlation_key: Mapped[str] = mapped_column(String(512), default="")

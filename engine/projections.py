@@ -1,0 +1,173 @@
+"""Tables kept in step with the workflow inside the same transaction: tasks, timers, subscriptions."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import datetime
+
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    DurationTimerEventDefinition,
+    TimeDateEventDefinition,
+    TimerEventDefinition,
+)
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState as SpiffState
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from engine import assignment
+from engine.definitions import ParsedDefinition
+from engine.descriptor import INITIATOR_RULE
+from engine.models import HumanTask, Instance, InstanceStatus, MessageSubscription, TaskState
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+
+
+def render_title(template: str, data: dict) -> str:
+    """`{field}` placeholders only: str.format would let a model read attributes."""
+    def sub(match):
+        value = assignment._lookup(data, match.group(1)) if "." in match.group(1) else data.get(match.group(1))
+        return "" if value is None else str(value)
+
+    return _PLACEHOLDER.sub(sub, template)[:500]
+
+
+def business_fields(parsed: ParsedDefinition, data: dict) -> dict:
+    fields = parsed.descriptor.get("list_fields") or {}
+    out = {}
+    for name in fields:
+        value = data.get(name)
+        if isinstance(value, (str, int, float, bool)) and value != "":
+            out[name] = value if not isinstance(value, str) else value[:200]
+    return out
+
+
+def timer_due(task) -> datetime | None:
+    definition = task.task_spec.event_definition
+    value = task.internal_data.get("event_value")
+    if value is None:
+        return None
+    if isinstance(definition, CycleTimerEventDefinition):
+        return None if value["cycles"] == 0 else datetime.fromisoformat(value["next"])
+    if isinstance(definition, DurationTimerEventDefinition):
+        return TimerEventDefinition.get_datetime(value)
+    if isinstance(definition, TimeDateEventDefinition):
+        return TimerEventDefinition.parse_time_or_duration(value)
+    return None
+
+
+def next_timer_at(wf: BpmnWorkflow, now: datetime) -> datetime | None:
+    dues = []
+    for task in list(wf.event_manager.tasks.values()):
+        definition = getattr(task.task_spec, "event_definition", None)
+        if isinstance(definition, TimerEventDefinition):
+            due = timer_due(task)
+            if due is None and isinstance(definition, CycleTimerEventDefinition):
+                due = now  # finished cycle still WAITING: a tick completes it
+            if due is not None:
+                dues.append(due if due.tzinfo else due.replace(tzinfo=now.tzinfo))
+    return min(dues) if dues else None
+
+
+def flatten_correlations(value, only: set[str] | None = None) -> dict:
+    """{key: {property: value}} -> {property: value}, optionally only for some properties."""
+    flat = {}
+    if isinstance(value, dict):
+        for props in value.values():
+            if isinstance(props, dict):
+                flat.update({p: v for p, v in props.items() if only is None or p in only})
+    return flat
+
+
+def waiting_message_key(event) -> str:
+    """The subscription key of a waiting message event: its own correlation properties' current values."""
+    props = {getattr(cp, "name", None) for cp in event.value} if isinstance(event.value, list) else None
+    return correlation_key(flatten_correlations(event.correlations, props) if props else {})
+
+
+def correlation_key(flat: dict) -> str:
+    return json.dumps(flat, sort_keys=True, ensure_ascii=False, default=str) if flat else ""
+
+
+def sync(session: Session, inst: Instance, wf: BpmnWorkflow, parsed: ParsedDefinition, now: datetime,
+         open_rows: list[HumanTask] | None = None) -> list[HumanTask]:
+    """Bring the projections of `inst` in line with `wf`; returns the tasks opened by this action.
+
+    `open_rows` are the instance's open task rows when the caller already read them.
+    """
+    ready = {str(t.id): t for t in wf.get_tasks(state=SpiffState.READY, manual=True)}
+    if open_rows is None:
+        open_rows = list(session.scalars(
+            select(HumanTask).where(HumanTask.instance_id == inst.id, HumanTask.state == TaskState.OPEN.value)
+        )) if inst.id is not None else []
+    still_open = set()
+    for row in open_rows:
+        if row.state != TaskState.OPEN.value:
+            continue  # closed by the action itself (completed, returned)
+        if row.spiff_task_id in ready:
+            still_open.add(row.spiff_task_id)
+        else:
+            # Left READY without our complete action: interrupted by a timer, message or cancel.
+            row.state = TaskState.CANCELLED.value
+            row.completed_at = now
+    created = []
+    lanes = parsed.descriptor.get("lanes") or {}
+    for spiff_id, task in ready.items():
+        if spiff_id in still_open:
+            continue
+        spec = parsed.human_tasks.get(task.task_spec.name)
+        lane = task.task_spec.lane
+        rule = lanes.get(lane) if lane is not None else parsed.descriptor.get("default_lane", INITIATOR_RULE)
+        target = assignment.resolve(
+            session, rule or INITIATOR_RULE, owner_org=inst.owner_org, initiator_id=inst.initiator_id, data=task.data
+        )
+        row = HumanTask(
+            id=uuid.uuid4().hex,
+            instance_id=inst.id,
+            spiff_task_id=spiff_id,
+            process_key=inst.process_key,
+            task_name=spec.bpmn_id if spec else task.task_spec.name,
+            title=(spec.title if spec else task.task_spec.name)[:500],
+            lane=lane,
+            org_code=target.org_code,
+            role=target.role,
+            candidate_user_id=target.candidate_user_id,
+            form_key=spec.form_key if spec else None,
+            business=business_fields(parsed, task.data),
+            created_at=now,
+        )
+        session.add(row)
+        created.append(row)
+
+    data = wf.data if wf.is_completed() else (wf.last_task.data if wf.last_task else {})
+    inst.business = business_fields(parsed, data) or inst.business
+    inst.next_timer_at = next_timer_at(wf, now) if not wf.is_completed() else None
+    if wf.is_completed() and inst.status == InstanceStatus.RUNNING.value:
+        inst.status = InstanceStatus.COMPLETED.value
+        inst.completed_at = now
+    _sync_subscriptions(session, inst, wf)
+    return created
+
+
+def _sync_subscriptions(session: Session, inst: Instance, wf: BpmnWorkflow) -> None:
+    wanted = set()
+    if not wf.is_completed():
+        for event in wf.waiting_events():
+            if event.event_type == "MessageEventDefinition":
+                wanted.add((event.name, waiting_message_key(event)))
+    if not wanted and not inst.message_waits:
+        return  # the common case: nothing to read or write
+    inst.message_waits = len(wanted)
+    existing = {
+        (s.message_name, s.correlation_key): s
+        for s in session.scalars(select(MessageSubscription).where(MessageSubscription.instance_id == inst.id))
+    } if inst.id is not None else {}
+    if set(existing) == wanted:
+        return
+    if existing:
+        session.execute(delete(MessageSubscription).where(MessageSubscription.instance_id == inst.id))
+    for name, key in sorted(wanted):
+        session.add(MessageSubscription(instance_id=inst.id, message_name=name, correlation_key=key))
