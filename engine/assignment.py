@@ -9,7 +9,8 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from engine.errors import InvalidInput
-from engine.models import HumanTask, Organisation, Position, Role, Substitute, User
+from engine.models import HumanTask, Position, Role, Substitute, User
+from engine.store import Store
 
 
 @dataclass(frozen=True)
@@ -19,23 +20,18 @@ class Assignment:
     candidate_user_id: int | None = None
 
 
-def active_org_code(session: Session, code: str) -> str | None:
+def active_org_code(store: Store, code: str) -> str | None:
     """Follow `merged_into` so work routed to a merged organisation reaches its successor."""
     seen: set[str] = set()
     while code and code not in seen:
         seen.add(code)
-        row = session.execute(select(Organisation.merged_into).where(Organisation.code == code)).first()
-        if row is None:
+        exists, successor = store.org_successor(code)
+        if not exists:
             return None
-        if not row.merged_into:
+        if not successor:
             return code
-        code = row.merged_into
+        code = successor
     return None
-
-
-def active_org(session: Session, code: str) -> Organisation | None:
-    active = active_org_code(session, code)
-    return session.get(Organisation, active) if active else None
 
 
 def _lookup(data: dict, path: str):
@@ -49,17 +45,18 @@ def _lookup(data: dict, path: str):
     return value
 
 
-def resolve(session: Session, rule: dict, *, owner_org: str | None, initiator_id: int | None, data: dict) -> Assignment:
+def resolve(store: Store, rule: dict, *, owner_org: str | None, initiator_id: int | None, data: dict) -> Assignment:
     """Turn a lane rule into the organisation and role (or single user) a new task goes to."""
     if "user" in rule:
         who = rule["user"]
         if who == "$initiator":
             return Assignment(owner_org, None, initiator_id)
-        user_id = _lookup(data, who[5:]) if who.startswith("data:") else None
-        user = session.scalar(select(User).where(User.username == str(user_id or who)))
-        if user is None:
-            raise InvalidInput(f"Không tìm thấy người dùng '{who}'.", f"Unknown user '{who}'.", {"user": who})
-        return Assignment(owner_org, None, user.id)
+        username = _lookup(data, who[5:]) if who.startswith("data:") else who
+        user_id = store.scalar("SELECT id FROM users WHERE username = :u", u=str(username or ""))
+        if user_id is None:
+            raise InvalidInput(f"Không tìm thấy người dùng '{username}'.", f"Unknown user '{username}'.",
+                               {"user": str(username)})
+        return Assignment(owner_org, None, user_id)
     org_ref = rule["org"]
     if org_ref == "$owner":
         code = owner_org
@@ -67,7 +64,7 @@ def resolve(session: Session, rule: dict, *, owner_org: str | None, initiator_id
         code = _lookup(data, org_ref[5:])
     else:
         code = org_ref
-    active = active_org_code(session, str(code)) if code else None
+    active = active_org_code(store, str(code)) if code else None
     if active is None:
         raise InvalidInput(
             f"Không xác định được đơn vị xử lý ('{code}').",
@@ -86,43 +83,28 @@ def substitutes_today(session: Session, user_id: int, today: date) -> list[int]:
     ))
 
 
-def _holds(session: Session, user_id: int, org_code: str | None, role: str | None) -> bool:
-    """Does an active user hold this position? (One statement: it is on every completion's path.)"""
-    return org_code is not None and role is not None and bool(session.scalar(
-        select(User.id).join(Position, Position.user_id == User.id).where(
-            User.id == user_id, User.active.is_(True), Position.org_code == org_code, Position.role == role
-        )
-    ))
-
-
-def _active(session: Session, user_id: int) -> bool:
-    return bool(session.scalar(select(User.active).where(User.id == user_id)))
-
-
-def may_act(session: Session, user_id: int, task: HumanTask, today: date) -> tuple[bool, int | None]:
+def may_act(store: Store, user_id: int, task, today: date) -> tuple[bool, int | None]:
     """(allowed, acting_for): may this (active) user complete the task, and for whom are they acting?"""
     def direct(uid: int) -> bool:
         if task.assignee_id is not None:
             return task.assignee_id == uid
         if task.candidate_user_id is not None:
             return task.candidate_user_id == uid
-        return _holds(session, uid, task.org_code, task.role)
+        return store.holds(uid, task.org_code, task.role)
 
     personal = task.assignee_id is not None or task.candidate_user_id is not None
-    if direct(user_id) and (not personal or _active(session, user_id)):
+    if direct(user_id) and (not personal or store.active(user_id)):
         return True, None
-    if not _active(session, user_id):
+    if not store.active(user_id):
         return False, None
-    for absent in substitutes_today(session, user_id, today):
+    for absent in store.acting_for_today(user_id, today):
         if direct(absent):
             return True, absent
     return False, None
 
 
-def is_supervisor(session: Session, user_id: int, org_code: str | None) -> bool:
-    return _holds(session, user_id, org_code, Role.SUPERVISOR.value) or _holds(
-        session, user_id, org_code, Role.LEADER.value
-    )
+def is_supervisor(store: Store, user_id: int, org_code: str | None) -> bool:
+    return store.holds(user_id, org_code, Role.SUPERVISOR.value) or store.holds(user_id, org_code, Role.LEADER.value)
 
 
 def candidates(session: Session, task: HumanTask) -> list[User]:

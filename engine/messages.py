@@ -10,13 +10,14 @@ from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessage
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition as SpiffMessage
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import projections
 from engine.audit import Action, record
 from engine.errors import NotFound
-from engine.models import Definition, InstanceStatus, MessageSubscription
+from engine.models import Definition, InstanceStatus
+from engine.store import Store
 
 if TYPE_CHECKING:
     from engine.runtime import Engine
@@ -49,15 +50,14 @@ def _start_message_names(parsed) -> set[str]:
 def deliver(engine: "Engine", session: Session, actor_id: int | None, name: str, flat: dict, payload,
             depth: int) -> list[int]:
     key = projections.correlation_key(flat)
-    instance_ids = list(session.scalars(
-        select(MessageSubscription.instance_id).where(
-            MessageSubscription.message_name == name,
-            or_(MessageSubscription.correlation_key == key, MessageSubscription.correlation_key == ""),
-        ).order_by(MessageSubscription.instance_id).distinct()
-    ))
+    store = Store(session)
+    instance_ids = [r["instance_id"] for r in store.rows(
+        "SELECT DISTINCT instance_id FROM message_subscriptions WHERE message_name = :name "
+        "AND (correlation_key = :key OR correlation_key = '') ORDER BY instance_id", name=name, key=key,
+    )]
     delivered = []
     for instance_id in instance_ids:
-        inst = engine._lock_instance(session, instance_id)
+        inst = engine._lock_instance(store, instance_id)
         if inst.status != InstanceStatus.RUNNING.value:
             continue
         wf, parsed = engine._load(session, inst)

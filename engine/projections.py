@@ -15,13 +15,12 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState as SpiffState
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
 from engine import assignment
 from engine.definitions import ParsedDefinition
 from engine.descriptor import INITIATOR_RULE
-from engine.models import HumanTask, Instance, InstanceStatus, MessageSubscription, TaskState
+from engine.models import InstanceStatus, TaskState
+from engine.store import InstanceRow, Store, TaskRow
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
@@ -92,27 +91,30 @@ def correlation_key(flat: dict) -> str:
     return json.dumps(flat, sort_keys=True, ensure_ascii=False, default=str) if flat else ""
 
 
-def sync(session: Session, inst: Instance, wf: BpmnWorkflow, parsed: ParsedDefinition, now: datetime,
-         open_rows: list[HumanTask] | None = None) -> list[HumanTask]:
-    """Bring the projections of `inst` in line with `wf`; returns the tasks opened by this action.
+def summarise(inst: InstanceRow, wf: BpmnWorkflow, parsed: ParsedDefinition, now: datetime) -> None:
+    """The instance row's own projections: business fields, next timer, completion."""
+    completed = wf.is_completed()
+    data = wf.data if completed else (wf.last_task.data if wf.last_task else {})
+    inst.business = business_fields(parsed, data) or inst.business
+    inst.next_timer_at = None if completed else next_timer_at(wf, now)
+    if completed and inst.status == InstanceStatus.RUNNING.value:
+        inst.status = InstanceStatus.COMPLETED.value
+        inst.completed_at = now
 
-    `open_rows` are the instance's open task rows when the caller already read them.
-    """
+
+def sync_tasks(store: Store, inst: InstanceRow, wf: BpmnWorkflow, parsed: ParsedDefinition, now: datetime,
+               open_rows: list[TaskRow]) -> list[TaskRow]:
+    """Open a row for each new READY human task, close rows whose task left READY; returns the new rows."""
     ready = {str(t.id): t for t in wf.get_tasks(state=SpiffState.READY, manual=True)}
-    if open_rows is None:
-        open_rows = list(session.scalars(
-            select(HumanTask).where(HumanTask.instance_id == inst.id, HumanTask.state == TaskState.OPEN.value)
-        )) if inst.id is not None else []
     still_open = set()
     for row in open_rows:
         if row.state != TaskState.OPEN.value:
             continue  # closed by the action itself (completed, returned)
         if row.spiff_task_id in ready:
             still_open.add(row.spiff_task_id)
-        else:
-            # Left READY without our complete action: interrupted by a timer, message or cancel.
-            row.state = TaskState.CANCELLED.value
-            row.completed_at = now
+        else:  # left READY without a person's action: interrupted by a timer, a message or a cancel
+            row.set(state=TaskState.CANCELLED.value, completed_at=now)
+            store.save_task(row)
     created = []
     lanes = parsed.descriptor.get("lanes") or {}
     for spiff_id, task in ready.items():
@@ -122,52 +124,28 @@ def sync(session: Session, inst: Instance, wf: BpmnWorkflow, parsed: ParsedDefin
         lane = task.task_spec.lane
         rule = lanes.get(lane) if lane is not None else parsed.descriptor.get("default_lane", INITIATOR_RULE)
         target = assignment.resolve(
-            session, rule or INITIATOR_RULE, owner_org=inst.owner_org, initiator_id=inst.initiator_id, data=task.data
+            store, rule or INITIATOR_RULE, owner_org=inst.owner_org, initiator_id=inst.initiator_id, data=task.data
         )
-        row = HumanTask(
-            id=uuid.uuid4().hex,
-            instance_id=inst.id,
-            spiff_task_id=spiff_id,
-            process_key=inst.process_key,
+        created.append(TaskRow(
+            id=uuid.uuid4().hex, instance_id=inst.id, spiff_task_id=spiff_id, process_key=inst.process_key,
             task_name=spec.bpmn_id if spec else task.task_spec.name,
-            title=(spec.title if spec else task.task_spec.name)[:500],
-            lane=lane,
-            org_code=target.org_code,
-            role=target.role,
-            candidate_user_id=target.candidate_user_id,
-            form_key=spec.form_key if spec else None,
-            business=business_fields(parsed, task.data),
-            created_at=now,
-        )
-        session.add(row)
-        created.append(row)
-
-    data = wf.data if wf.is_completed() else (wf.last_task.data if wf.last_task else {})
-    inst.business = business_fields(parsed, data) or inst.business
-    inst.next_timer_at = next_timer_at(wf, now) if not wf.is_completed() else None
-    if wf.is_completed() and inst.status == InstanceStatus.RUNNING.value:
-        inst.status = InstanceStatus.COMPLETED.value
-        inst.completed_at = now
-    _sync_subscriptions(session, inst, wf)
+            title=(spec.title if spec else task.task_spec.name)[:500], lane=lane,
+            org_code=target.org_code, role=target.role, candidate_user_id=target.candidate_user_id,
+            assignee_id=None, state=TaskState.OPEN.value, form_key=spec.form_key if spec else None,
+            business=business_fields(parsed, task.data), return_reason=None, created_at=now,
+        ))
+    store.insert_tasks(created)
     return created
 
 
-def _sync_subscriptions(session: Session, inst: Instance, wf: BpmnWorkflow) -> None:
-    wanted = set()
-    if not wf.is_completed():
-        for event in wf.waiting_events():
-            if event.event_type == "MessageEventDefinition":
-                wanted.add((event.name, waiting_message_key(event)))
-    if not wanted and not inst.message_waits:
-        return  # the common case: nothing to read or write
-    inst.message_waits = len(wanted)
-    existing = {
-        (s.message_name, s.correlation_key): s
-        for s in session.scalars(select(MessageSubscription).where(MessageSubscription.instance_id == inst.id))
-    } if inst.id is not None else {}
-    if set(existing) == wanted:
-        return
-    if existing:
-        session.execute(delete(MessageSubscription).where(MessageSubscription.instance_id == inst.id))
-    for name, key in sorted(wanted):
-        session.add(MessageSubscription(instance_id=inst.id, message_name=name, correlation_key=key))
+def waiting_messages(wf: BpmnWorkflow) -> set[tuple[str, str]]:
+    """(message name, correlation key) pairs the workflow is waiting for."""
+    if wf.is_completed():
+        return set()
+    return {(e.name, waiting_message_key(e)) for e in wf.waiting_events() if e.event_type == "MessageEventDefinition"}
+
+
+def sync_subscriptions(store: Store, instance_id: int, wanted: set[tuple[str, str]], had_any: bool) -> None:
+    """Index the messages the instance waits for, so delivery never loads instances to find them."""
+    if (wanted or had_any) and wanted != store.subscriptions(instance_id):
+        store.replace_subscriptions(instance_id, wanted)

@@ -6,13 +6,12 @@ import logging
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState as SpiffState
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, load_only
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -23,25 +22,16 @@ from engine.config import Settings
 from engine.db import Database
 from engine.definitions import Bundle, DefinitionCache, DeployResult, ParsedDefinition, deploy
 from engine.errors import Conflict, EngineError, Forbidden, InvalidInput, NotFound
-from engine.models import (
-    Comment,
-    Definition,
-    HumanTask,
-    Instance,
-    InstanceStatus,
-    MessageSubscription,
-    Organisation,
-    Position,
-    TaskState,
-    User,
-)
+from engine.models import Definition, HumanTask, Instance, InstanceStatus, Organisation, Position, TaskState, User
 from engine.sandbox import make_script_engine
+from engine.store import InstanceRow, Store, TaskRow
+from engine.task_actions import TaskActions
 
 log = logging.getLogger(__name__)
 MAX_REASON = 2000
 
 
-class Engine:
+class Engine(TaskActions):
     """The domain entry point used by the CLI, the web UI, the API and the scheduler."""
 
     def __init__(self, db: Database, settings: Settings, clock: clockmod.Clock | None = None):
@@ -77,29 +67,29 @@ class Engine:
             raise Forbidden("Tài khoản không hợp lệ hoặc đã bị khóa.", "Unknown or disabled account.")
         return user
 
-    def _check_active(self, session: Session, user_id: int | None) -> None:
-        """The cheap form of `_user` for the hot path: one indexed lookup, no ORM object."""
-        active = session.scalar(select(User.active).where(User.id == user_id)) if user_id is not None else None
-        if not active:
+    @staticmethod
+    def _check_active(store: Store, user_id: int | None) -> None:
+        if not store.active(user_id):
             raise Forbidden("Tài khoản không hợp lệ hoặc đã bị khóa.", "Unknown or disabled account.")
 
     def _parsed(self, session: Session, definition_id: int) -> ParsedDefinition:
         return self.definitions.get(session, definition_id)
 
-    def _load(self, session: Session, inst: Instance) -> tuple[BpmnWorkflow, ParsedDefinition]:
+    def _load(self, session: Session, inst: InstanceRow) -> tuple[BpmnWorkflow, ParsedDefinition]:
         parsed = self._parsed(session, inst.definition_id)
         wf = serialization.loads(inst.state, parsed.dialect, inst.definition_id, parsed.spec_pair)
         wf.script_engine = self.script_engine
         return wf, parsed
 
-    def _lock_instance(self, session: Session, instance_id: int) -> Instance:
-        inst = session.scalar(select(Instance).where(Instance.id == instance_id).with_for_update())
+    @staticmethod
+    def _lock_instance(store: Store, instance_id: int) -> InstanceRow:
+        inst = store.instance(instance_id, lock=True)
         if inst is None:
             raise NotFound("Không tìm thấy hồ sơ.", "Case not found.", {"instance": instance_id})
         return inst
 
     @staticmethod
-    def _run_engine(wf: BpmnWorkflow, inst: Instance) -> None:
+    def _run_engine(wf: BpmnWorkflow, inst: InstanceRow) -> None:
         try:
             wf.do_engine_steps()
         except (SpiffWorkflowException, EngineError) as exc:
@@ -109,17 +99,30 @@ class Engine:
                 {"instance": inst.id, "reason": str(exc)},
             ) from None
 
-    def _save(self, session: Session, inst: Instance, wf: BpmnWorkflow, parsed: ParsedDefinition,
-              actor_id: int | None = None, depth: int = 0, open_rows: list[HumanTask] | None = None
-              ) -> list[HumanTask]:
+    _SAVED = ("state", "serializer_version", "updated_at", "next_timer_at", "business", "status", "completed_at",
+              "message_waits", "error")
+
+    def _save(self, session: Session, inst: InstanceRow, wf: BpmnWorkflow, parsed: ParsedDefinition,
+              actor_id: int | None = None, depth: int = 0, open_rows: list[TaskRow] | None = None) -> list[TaskRow]:
+        """Write the workflow state and every projection of it; returns the tasks opened by this action."""
+        store = Store(session)
         now = self.now()
         was_running = inst.status == InstanceStatus.RUNNING.value
         inst.state = serialization.dumps(wf, parsed.dialect)
         inst.serializer_version = serialization.SERIALIZER_VERSION
         inst.updated_at = now
+        projections.summarise(inst, wf, parsed, now)
+        waits, had_waits = projections.waiting_messages(wf), inst.message_waits > 0
+        inst.message_waits = len(waits)
         if inst.id is None:
-            session.flush()  # one INSERT carrying the first state; task rows need the id
-        created = projections.sync(session, inst, wf, parsed, now, open_rows)
+            store.insert_instance(inst)
+            open_rows = []
+        else:
+            if open_rows is None:
+                open_rows = store.open_tasks(inst.id)
+            store.update_instance(inst, *self._SAVED)
+        created = projections.sync_tasks(store, inst, wf, parsed, now, open_rows)
+        projections.sync_subscriptions(store, inst.id, waits, had_waits)
         for row in created:
             record(session, Action.TASK_CREATED, now, instance_id=inst.id, task_id=row.id,
                    task=row.task_name, org=row.org_code, role=row.role)
@@ -169,7 +172,7 @@ class Engine:
             return inst.id
 
     def _start(self, session: Session, actor_id: int | None, definition: Definition, data: dict,
-               owner_org: str | None) -> tuple[Instance, BpmnWorkflow]:
+               owner_org: str | None) -> tuple[InstanceRow, BpmnWorkflow]:
         """Create the instance and run it to its first wait state; the caller saves it (one INSERT)."""
         starter = self._starter(session, actor_id)
         parsed = self._parsed(session, definition.id)
@@ -179,14 +182,14 @@ class Engine:
         wf.definition_id = definition.id
         start = wf.get_tasks(state=SpiffState.READY)
         (start[0] if start else wf.task_tree).data.update(data)
-        inst = Instance(
-            definition_id=definition.id, process_key=definition.process_key, status=InstanceStatus.RUNNING.value,
-            owner_org=owner_org, initiator_id=actor_id, message_waits=0,
-            serializer_version=serialization.SERIALIZER_VERSION, created_at=now, updated_at=now,
+        inst = InstanceRow(
+            id=None, definition_id=definition.id, process_key=definition.process_key,
             title=projections.render_title(parsed.descriptor.get("title_template", ""), data) or definition.title_vi,
+            status=InstanceStatus.RUNNING.value, owner_org=owner_org, initiator_id=actor_id, state="",
+            serializer_version=serialization.SERIALIZER_VERSION, business={}, next_timer_at=None, message_waits=0,
+            error=None, created_at=now, updated_at=now, completed_at=None,
         )
         self._run_engine(wf, inst)
-        session.add(inst)
         record(session, Action.INSTANCE_STARTED, now, instance_id=inst, actor_id=actor_id,
                process_key=definition.process_key, version=definition.version)
         return inst, wf
@@ -207,7 +210,7 @@ class Engine:
         """The owning organisation: as asked (if the starter belongs to it), else the starter's first fitting one."""
         is_admin, positions = starter if starter is not None else (True, [])
         if owner_org:
-            code = assignment.active_org_code(session, owner_org)
+            code = assignment.active_org_code(Store(session), owner_org)
             if code is None:
                 raise InvalidInput(f"Không có đơn vị '{owner_org}'.", f"Unknown organisation '{owner_org}'.",
                                    {"owner_org": owner_org})
@@ -225,215 +228,6 @@ class Engine:
         chosen = fitting or positions
         return chosen[0][0] if chosen else None
 
-    # -------------------------------------------------------------------- tasks
-    def _open_task(self, session: Session, task_id: str) -> tuple[HumanTask, Instance, list[HumanTask]]:
-        """Lock the task's instance and read the task with every open task of that instance.
-
-        On PostgreSQL the instance row is locked first and the tasks are read by a second
-        statement, so a writer that waited for the lock sees the winner's committed rows.
-        On SQLite the write transaction already holds the database lock (BEGIN IMMEDIATE).
-        """
-        task_id = str(task_id)
-        instance_of_task = select(HumanTask.instance_id).where(HumanTask.id == task_id).scalar_subquery()
-        query = select(Instance).where(Instance.id == instance_of_task)
-        inst = session.scalar(query if self.db.is_sqlite else query.with_for_update())
-        if inst is None:
-            raise NotFound("Không tìm thấy công việc.", "Task not found.", {"task": task_id})
-        rows = list(session.scalars(select(HumanTask).where(
-            HumanTask.instance_id == inst.id, (HumanTask.state == TaskState.OPEN.value) | (HumanTask.id == task_id)
-        )))
-        task = next(r for r in rows if r.id == task_id)
-        if task.state != TaskState.OPEN.value:
-            raise Conflict("Công việc này đã được xử lý, không còn mở.", "This task is no longer open.",
-                           {"task": task_id, "state": task.state})
-        if inst.status == InstanceStatus.SUSPENDED.value:
-            raise Conflict("Hồ sơ đang tạm dừng.", "The case is suspended.", {"instance": inst.id})
-        if inst.status != InstanceStatus.RUNNING.value:
-            raise Conflict("Hồ sơ đã kết thúc.", "The case has ended.", {"instance": inst.id})
-        return task, inst, [r for r in rows if r.state == TaskState.OPEN.value]
-
-    def _check_actor(self, session: Session, actor_id: int, task: HumanTask) -> int | None:
-        allowed, acting_for = assignment.may_act(session, actor_id, task, self.today())
-        if not allowed:
-            raise Forbidden("Bạn không được giao xử lý công việc này.", "You are not assigned to this task.",
-                            {"task": task.id})
-        return acting_for
-
-    @staticmethod
-    def _check_version(inst: Instance, expected_version: int | None) -> None:
-        if expected_version is not None and inst.version != expected_version:
-            raise Conflict("Người khác vừa xử lý hồ sơ này. Vui lòng tải lại trang.",
-                           "Someone else has just changed this case. Please reload.",
-                           {"expected_version": expected_version, "version": inst.version})
-
-    @staticmethod
-    def _spiff_task(wf: BpmnWorkflow, task: HumanTask):
-        spiff = wf.get_task_from_id(UUID(task.spiff_task_id))
-        if spiff is None or spiff.state != SpiffState.READY:
-            raise Conflict("Bước này không còn ở trạng thái sẵn sàng.", "This step is not ready.",
-                           {"task": task.id})
-        return spiff
-
-    def complete_task(self, actor_id: int, task_id: str, data: dict | None = None,
-                      expected_version: int | None = None) -> list[str]:
-        """Validate the form, run the step and everything after it; returns the ids of the next tasks."""
-        data = dict(data or {})
-        serialization.check_submitted_data(data)
-        with self._action() as session:
-            task, inst, open_rows = self._open_task(session, task_id)
-            acting_for = self._check_actor(session, actor_id, task)
-            self._check_version(inst, expected_version)
-            wf, parsed = self._load(session, inst)
-            schema = parsed.forms.get(task.form_key) if task.form_key else None
-            forms.validate(schema, data)
-            spiff = self._spiff_task(wf, task)
-            if hasattr(spiff.task_spec, "add_data_from_form"):
-                spiff.task_spec.add_data_from_form(spiff, data)
-            else:
-                spiff.set_data(**data)
-            try:
-                spiff.run()
-            except (SpiffWorkflowException, EngineError) as exc:
-                raise InvalidInput(f"Không thể hoàn thành bước: {exc}", f"Cannot complete the step: {exc}",
-                                   {"reason": str(exc)}) from None
-            self._run_engine(wf, inst)
-            now = self.now()
-            task.state = TaskState.COMPLETED.value
-            task.completed_at = now
-            task.completed_by = actor_id
-            task.acting_for = acting_for
-            if task.assignee_id is None:
-                task.assignee_id = acting_for or actor_id
-            record(session, Action.TASK_COMPLETED, now, instance_id=inst.id, task_id=task.id,
-                   actor_id=actor_id, acting_for_id=acting_for, task=task.task_name,
-                   fields=sorted(data)[:50])
-            created = self._save(session, inst, wf, parsed, actor_id, open_rows=open_rows)
-            return [row.id for row in created]
-
-    def claim(self, actor_id: int, task_id: str) -> None:
-        with self._action() as session:
-            self._check_active(session, actor_id)
-            task, inst, open_rows = self._open_task(session, task_id)
-            if task.assignee_id == actor_id:
-                return
-            if task.assignee_id is not None:
-                raise Conflict("Công việc đã được người khác nhận xử lý.", "Someone else has claimed this task.",
-                               {"assignee": task.assignee_id})
-            acting_for = self._check_actor(session, actor_id, task)
-            task.assignee_id = actor_id
-            inst.updated_at = self.now()
-            record(session, Action.TASK_CLAIMED, self.now(), instance_id=inst.id, task_id=task.id,
-                   actor_id=actor_id, acting_for_id=acting_for)
-
-    def unclaim(self, actor_id: int, task_id: str) -> None:
-        with self._action() as session:
-            self._check_active(session, actor_id)
-            task, inst, open_rows = self._open_task(session, task_id)
-            if task.assignee_id is None:
-                return
-            if task.assignee_id != actor_id and not assignment.is_supervisor(session, actor_id, task.org_code):
-                raise Forbidden("Chỉ người đang xử lý hoặc lãnh đạo đơn vị mới trả công việc về đơn vị.",
-                                "Only the assignee or a supervisor may release this task.")
-            task.assignee_id = None
-            inst.updated_at = self.now()
-            record(session, Action.TASK_UNCLAIMED, self.now(), instance_id=inst.id, task_id=task.id,
-                   actor_id=actor_id)
-
-    def reassign(self, actor_id: int, task_id: str, to_user_id: int, note: str = "") -> None:
-        """A supervisor moves a task to another member of the same organisation (chuyển xử lý)."""
-        with self._action() as session:
-            actor = self._user(session, actor_id)
-            task, inst, open_rows = self._open_task(session, task_id)
-            if not (actor.is_admin or assignment.is_supervisor(session, actor_id, task.org_code)):
-                raise Forbidden("Chỉ lãnh đạo đơn vị mới được chuyển xử lý.", "Only a supervisor may reassign.")
-            target = self._user(session, to_user_id)
-            if task.org_code is None or not session.scalar(
-                select(Position.id).where(Position.user_id == target.id, Position.org_code == task.org_code)
-            ):
-                raise InvalidInput("Người nhận phải thuộc cùng đơn vị.", "The new assignee must be in the same organisation.",
-                                   {"to_user": to_user_id})
-            previous = task.assignee_id
-            task.assignee_id = target.id
-            inst.updated_at = self.now()
-            record(session, Action.TASK_REASSIGNED, self.now(), instance_id=inst.id, task_id=task.id,
-                   actor_id=actor_id, from_user=previous, to_user=target.id, note=note[:MAX_REASON])
-
-    def return_task(self, actor_id: int, task_id: str, reason: str, expected_version: int | None = None) -> str:
-        """Send the work back to the previous human step with a mandatory reason (trả lại)."""
-        reason = (reason or "").strip()
-        if not reason:
-            raise InvalidInput("Vui lòng nhập lý do trả lại.", "A reason for returning is required.",
-                               {"reason": "Trường này là bắt buộc. / This field is required."})
-        if len(reason) > MAX_REASON:
-            raise InvalidInput(f"Lý do tối đa {MAX_REASON} ký tự.", f"Reason is limited to {MAX_REASON} characters.",
-                               {"reason": "too long"})
-        with self._action() as session:
-            task, inst, open_rows = self._open_task(session, task_id)
-            acting_for = self._check_actor(session, actor_id, task)
-            self._check_version(inst, expected_version)
-            wf, parsed = self._load(session, inst)
-            spiff = self._spiff_task(wf, task)
-            previous = self._previous_human_step(spiff, parsed)
-            if previous is None:
-                raise Conflict("Không có bước trước để trả lại.", "There is no previous step to return to.")
-            prev_row = session.scalars(
-                select(HumanTask).where(HumanTask.instance_id == inst.id,
-                                        HumanTask.spiff_task_id == str(previous.id),
-                                        HumanTask.state == TaskState.COMPLETED.value)
-                .order_by(HumanTask.completed_at.desc()).limit(1)
-            ).first()
-            wf.reset_from_task_id(previous.id)
-            self._run_engine(wf, inst)
-            now = self.now()
-            task.state = TaskState.RETURNED.value
-            task.completed_at = now
-            task.completed_by = actor_id
-            task.acting_for = acting_for
-            task.return_reason = reason
-            created = self._save(session, inst, wf, parsed, actor_id, open_rows=open_rows)
-            reopened = next((r for r in created if r.spiff_task_id == str(previous.id)), None)
-            if reopened is None:
-                raise Conflict("Không mở lại được bước trước.", "Could not reopen the previous step.")
-            reopened.return_reason = reason
-            if prev_row is not None:
-                reopened.assignee_id = prev_row.acting_for or prev_row.completed_by
-            record(session, Action.TASK_RETURNED, now, instance_id=inst.id, task_id=task.id, actor_id=actor_id,
-                   acting_for_id=acting_for, reason=reason, to_task=reopened.id, to_step=reopened.task_name)
-            return reopened.id
-
-    @staticmethod
-    def _previous_human_step(spiff, parsed: ParsedDefinition):
-        node = spiff.parent
-        while node is not None:
-            if node.task_spec.name in parsed.human_tasks and node.state == SpiffState.COMPLETED:
-                return node
-            node = node.parent
-            if node is None and spiff.workflow.parent_task_id is not None:
-                break
-        return None
-
-    def add_comment(self, actor_id: int, instance_id: int, body: str, task_id: str | None = None) -> int:
-        body = (body or "").strip()
-        if not body:
-            raise InvalidInput("Ý kiến không được để trống.", "A comment cannot be empty.", {"body": "required"})
-        if len(body) > 10000:
-            raise InvalidInput("Ý kiến quá dài (tối đa 10.000 ký tự).", "Comment too long (10,000 max).",
-                               {"body": "too long"})
-        with self._action() as session:
-            self._user(session, actor_id)
-            inst = session.get(Instance, instance_id)
-            if inst is None:
-                raise NotFound("Không tìm thấy hồ sơ.", "Case not found.")
-            if not self.may_view_instance(session, actor_id, inst):
-                raise Forbidden("Bạn không có quyền xem hồ sơ này.", "You may not view this case.")
-            comment = Comment(instance_id=inst.id, task_id=task_id, author_id=actor_id, body=body,
-                              created_at=self.now())
-            session.add(comment)
-            session.flush()
-            record(session, Action.COMMENT_ADDED, self.now(), instance_id=inst.id, task_id=task_id,
-                   actor_id=actor_id, comment_id=comment.id)
-            return comment.id
-
     # ------------------------------------------------------- administration
     def _admin_action(self, actor_id: int | None, instance_id: int, action: Action,
                       allowed_from: set[str], new_status: InstanceStatus, reason: str = "") -> None:
@@ -441,7 +235,8 @@ class Engine:
             if actor_id is not None and not self._user(session, actor_id).is_admin:
                 raise Forbidden("Chỉ quản trị hệ thống được thực hiện thao tác này.",
                                 "Only an administrator may do this.")
-            inst = self._lock_instance(session, instance_id)
+            store = Store(session)
+            inst = self._lock_instance(store, instance_id)
             if inst.status not in allowed_from:
                 raise Conflict(f"Hồ sơ đang ở trạng thái '{inst.status}', không thể thực hiện.",
                                f"The case is '{inst.status}'; this is not possible now.")
@@ -450,16 +245,17 @@ class Engine:
                 wf, parsed = self._load(session, inst)
                 wf.cancel()
                 inst.state = serialization.dumps(wf, parsed.dialect)
-                for row in session.scalars(select(HumanTask).where(HumanTask.instance_id == inst.id,
-                                                                   HumanTask.state == TaskState.OPEN.value)):
-                    row.state = TaskState.CANCELLED.value
-                    row.completed_at = now
+                for row in store.open_tasks(inst.id):
+                    row.set(state=TaskState.CANCELLED.value, completed_at=now)
+                    store.save_task(row)
                 inst.next_timer_at = None
                 inst.completed_at = now
                 inst.message_waits = 0
-                session.execute(delete(MessageSubscription).where(MessageSubscription.instance_id == inst.id))
+                store.replace_subscriptions(inst.id, set())
             inst.status = new_status.value
             inst.updated_at = now
+            store.update_instance(inst, "state", "status", "updated_at", "next_timer_at", "completed_at",
+                                  "message_waits")
             record(session, action, now, instance_id=inst.id, actor_id=actor_id, reason=reason[:MAX_REASON])
 
     def cancel(self, actor_id: int | None, instance_id: int, reason: str = "") -> None:
@@ -515,11 +311,7 @@ class Engine:
         for instance_id in ids:
             try:
                 with self._action() as session:
-                    query = select(Instance).where(Instance.id == instance_id, Instance.next_timer_at <= now,
-                                                   Instance.status == InstanceStatus.RUNNING.value)
-                    if not self.db.is_sqlite:
-                        query = query.with_for_update(skip_locked=True)
-                    inst = session.scalar(query)
+                    inst = Store(session).lock_due_instance(instance_id, now)
                     if inst is None:
                         continue
                     wf, parsed = self._load(session, inst)
@@ -537,15 +329,17 @@ class Engine:
 
     def _timer_failed(self, instance_id: int, error: str) -> None:
         with self._action() as session:
-            inst = session.get(Instance, instance_id)
+            store = Store(session)
+            inst = store.instance(instance_id, lock=True)
             if inst is None:
                 return
             inst.error = error[:4000]
             inst.next_timer_at = self.now() + timedelta(minutes=5)
+            store.update_instance(inst, "error", "next_timer_at")
             record(session, Action.INSTANCE_FAILED, self.now(), instance_id=instance_id, error=error[:1000])
 
     # ----------------------------------------------------------------- reading
-    def may_view_instance(self, session: Session, user_id: int, inst: Instance) -> bool:
+    def may_view_instance(self, session: Session, user_id: int, inst: Instance | InstanceRow) -> bool:
         user = session.get(User, user_id)
         if user is None:
             return False

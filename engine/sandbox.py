@@ -5,9 +5,11 @@ Layers, each covering what the others cannot:
   refuses `_`-prefixed names, so there is no `__class__`/`__subclasses__` walk to the host.
 - Our transformer also routes `*`, `**`, `<<`, `+`, `%` and f-string format specs through
   guards that refuse a too-large result *before* computing it: `'a' * 10**10` or `9**9**9`
-  would otherwise run inside one C call that no timer can interrupt.
-- A `sys.settrace` hook (plus a tick in every `while` body) enforces a thread-CPU budget and a
-  cap on peak-RSS growth for everything that runs line by line.
+  would otherwise run inside one C call that no timer can interrupt. The same goes for a few
+  builtins and methods (range, pow, sum, int, Decimal, str.ljust/join/replace...).
+- A `sys.settrace` hook (plus a tick in every `while` body) enforces a thread-CPU budget, a
+  call-depth limit and a cap on peak-RSS growth for everything that runs line by line.
+- What a run hands back is size-checked, since the host serializes it later, unbudgeted.
 Known gap: str()/repr() of a structure made of shared references (`a = [a, a]` in a loop) is
 one C call as large as the logical structure; run workers under an OS memory limit too.
 """
@@ -33,11 +35,7 @@ from RestrictedPython import (
     compile_restricted_exec,
     safe_builtins,
 )
-from RestrictedPython.Guards import (
-    full_write_guard,
-    guarded_iter_unpack_sequence,
-    guarded_unpack_sequence,
-)
+from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 from RestrictedPython.PrintCollector import PrintCollector
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES, RestrictingNodeTransformer
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
@@ -46,10 +44,11 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import (
 )
 
 MAX_ITEMS = 1_000_000  # longest sequence/string one operation may build
-MAX_INT_BITS = 10_000  # largest integer a `*`, `**` or `<<` may build
+MAX_INT_BITS = 10_000  # largest integer `*`, `**`, `<<` or int() may build
 MAX_DECIMAL_EXP = 4_300  # int(Decimal('1e1000000')) alone is ~30 s of uninterruptible C
 MAX_DATA_UNITS = 50_000_000  # logical size of the data a script or expression may hand back
 MAX_RSS_GROWTH_KB = 512 * 1024  # peak-RSS growth allowed during one run
+MAX_CALL_DEPTH = 100  # script frames; far below the recursion limit (C calls between them count too)
 FILENAME = "<string>"  # SpiffWorkflow looks for this file name to report the failing line
 _TEXT = (str, bytes, bytearray)
 _SEQ = (*_TEXT, list, tuple)
@@ -199,7 +198,7 @@ _GROWING = {  # method of str/bytes/int -> upper bound of the result length, che
     "translate": lambda s, a, kw: _translate(s, a, kw) if a else 0,
     "to_bytes": lambda n, a, kw: a[0] if a else kw.get("length", 1),
 }
-_BLOCKED_ATTRS = INSPECT_ATTRIBUTES | {"format", "format_map", "mro"}
+_BLOCKED_ATTRS = INSPECT_ATTRIBUTES | {"format", "format_map", "mro", "from_bytes"}
 
 
 def _getattr_(obj: Any, name: str) -> Any:
@@ -208,7 +207,7 @@ def _getattr_(obj: Any, name: str) -> Any:
     value = getattr(obj, name)
     if name not in _GROWING:
         return value
-    if isinstance(obj, type) and issubclass(obj, (*_TEXT, int)):  # str.ljust(s, n) dodges the bound
+    if isinstance(obj, type):  # str.ljust(s, n) would dodge the bound below
         _refuse(f"Hãy gọi {name}() trên giá trị", f"Call {name}() on the value itself")
     if not isinstance(obj, (*_TEXT, int)):
         return value
@@ -234,6 +233,9 @@ def _range(*args: int) -> range:
 def _pow(base: Any, exp: Any, mod: Any = None) -> Any:
     if mod is None:
         _check_pow(base, exp)
+    elif isinstance(exp, int) and isinstance(mod, int) and exp.bit_length() * mod.bit_length() ** 2 > 2**35:
+        # modular exponentiation costs ~ exponent bits x modulus bits², 10k x 10k bits is 2 s
+        _refuse("Lũy thừa modulo quá lớn", "Modular power too large")
     return pow(base, exp, mod)
 
 
@@ -243,25 +245,42 @@ def _sum(iterable: Any, start: Any = 0) -> Any:
     return sum(iterable, start)
 
 
-class _DecimalType(type):
-    """`Decimal(...)` returns a real Decimal (serializers match the exact type) but refuses
-    huge exponents or digit counts; `isinstance(x, Decimal)` keeps working."""
+class _CheckedType(type):
+    """Stand-in for a builtin type whose constructor result is checked. Calls return instances
+    of the real type (serializers match exact types) and isinstance() keeps working."""
 
-    def __call__(cls, value: Any = "0", context: Any = None) -> decimal.Decimal:
-        d = decimal.Decimal(value, context)
-        if d.is_finite() and max(abs(d.adjusted()), len(d.as_tuple().digits)) > MAX_DECIMAL_EXP:
-            _refuse("Số Decimal quá lớn", "Decimal too large")
-        return d
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        value = cls.wrapped(*args, **kwargs)
+        cls.check(value)
+        return value
 
     def __instancecheck__(cls, obj: Any) -> bool:
-        return isinstance(obj, decimal.Decimal)
+        return isinstance(obj, cls.wrapped)
 
     def __getattr__(cls, name: str) -> Any:
-        return getattr(decimal.Decimal, name)
+        return getattr(cls.wrapped, name)
 
 
-class _SafeDecimal(metaclass=_DecimalType):
-    pass
+class _SafeInt(metaclass=_CheckedType):
+    # int('f' * 250000, 16) is cheap, but dividing such numbers takes seconds inside one C call.
+    wrapped = int
+    check = staticmethod(lambda n: _check_bits(n.bit_length()))
+
+
+class _SafeDecimal(metaclass=_CheckedType):
+    wrapped = decimal.Decimal
+
+    @staticmethod
+    def check(d: decimal.Decimal) -> None:
+        if d.is_finite() and max(abs(d.adjusted()), len(d.as_tuple().digits)) > MAX_DECIMAL_EXP:
+            _refuse("Số Decimal quá lớn", "Decimal too large")
+
+
+def _write_(obj: Any) -> Any:
+    """Target of `obj[k] = v`, `del obj[k]` and `obj.attr = v`: only plain lists and dicts."""
+    if type(obj) not in (dict, list):
+        _refuse(f"Không được sửa đối tượng {type(obj).__name__}", f"Cannot modify a {type(obj).__name__}")
+    return obj
 
 
 def _forbidden(name: str):
@@ -279,10 +298,10 @@ def _build_builtins(extra: dict[str, Any]) -> dict[str, Any]:
         b[name] = _forbidden(name)  # a clear refusal rather than a NameError
     b.update(
         len=len, min=min, max=max, sum=_sum, abs=abs, round=round, sorted=sorted, any=any, all=all,
-        int=int, float=float, str=str, bool=bool, list=list, dict=dict, set=set, tuple=tuple,
+        int=_SafeInt, float=float, str=str, bool=bool, list=list, dict=dict, set=set, tuple=tuple,
         enumerate=enumerate, zip=zip, isinstance=isinstance, range=_range, pow=_pow,
         datetime=datetime, timedelta=timedelta, date=date, timezone=timezone, Decimal=_SafeDecimal,
-        _getattr_=_getattr_, _getitem_=operator.getitem, _getiter_=iter, _write_=full_write_guard,
+        _getattr_=_getattr_, _getitem_=operator.getitem, _getiter_=iter, _write_=_write_,
         _inplacevar_=lambda op, x, y: _INPLACE[op](x, y), _apply_=lambda f, *a, **kw: f(*a, **kw),
         _iter_unpack_sequence_=guarded_iter_unpack_sequence, _unpack_sequence_=guarded_unpack_sequence,
         _print_=PrintCollector, _format_=_format_, **dict(_BINOP_GUARDS.values()),
@@ -353,11 +372,14 @@ class _Budget:
     def __init__(self, seconds: float):
         self.seconds = seconds
         self.wall0, self.cpu0 = time.perf_counter(), time.thread_time()
+        self.depth = 0  # script frames on the stack, kept by the tracer
         # The RSS baseline is taken at the first check, 5 ms in: most runs (a gateway condition)
         # end long before and never pay for getrusage().
         self.next_rss_check, self.rss0 = self.wall0 + 0.005, None
 
     def check(self) -> None:
+        if self.depth > MAX_CALL_DEPTH:
+            raise _Stop(f"Đệ quy quá sâu (> {MAX_CALL_DEPTH} lớp) / Recursion too deep (> {MAX_CALL_DEPTH})")
         now = time.perf_counter()
         # Thread CPU time never exceeds wall time, so the ~1 µs thread_time() call is only
         # needed once the cheap wall clock has passed the budget.
@@ -383,6 +405,8 @@ class SandboxedEnvironment(BasePythonScriptEngineEnvironment):
     def evaluate(self, expression: str, context: dict, external_context: dict | None = None) -> Any:
         code = _compile(expression.strip(), "eval")
         result = self._run(code, {**(external_context or {}), **context})
+        if callable(result) or isinstance(result, types.GeneratorType):  # would run later, untraced
+            _refuse("Biểu thức phải trả về dữ liệu", "An expression must return data")
         self._check_data(result)
         return result
 
@@ -390,7 +414,8 @@ class SandboxedEnvironment(BasePythonScriptEngineEnvironment):
         external_context = external_context or {}
         clash = set(external_context).intersection(context)
         if clash:  # the same fail-fast as TaskDataEnvironment.check_for_overwrite
-            raise ValueError(f"Task data overwrites predefined name(s): {clash}")
+            raise ValueError(f"Dữ liệu trùng tên đã định nghĩa sẵn: {clash} / "
+                             f"Task data overwrites predefined name(s): {clash}")
         code = _compile(script, "exec")
         # Run on a copy and write back only on success: a refused script leaves no half result.
         namespace = {**context, **external_context}
@@ -418,12 +443,18 @@ class SandboxedEnvironment(BasePythonScriptEngineEnvironment):
         namespace["__builtins__"] = {**self._builtins, "_tick_": budget.check}
 
         def tracer(frame, event, arg):
+            # If this function ever raises, CPython switches tracing off for good. So it stops
+            # recursion long before a RecursionError could hit it (a script catching that
+            # would then run untraced), and raises only on 'line': 'call' also fires when the
+            # garbage collector closes a generator, where the exception would be swallowed.
             if frame.f_code.co_filename != FILENAME:
                 return None  # host code (guards, builtins) is not traced line by line
-            # Only 'line' raises: 'call' also fires when the garbage collector closes a generator,
-            # where the exception would be swallowed and tracing switched off for the rest.
             if event == "line":
                 budget.check()
+            elif event == "call":
+                budget.depth += 1
+            elif event == "return":
+                budget.depth -= 1
             return tracer
 
         previous = sys.gettrace()  # a debugger or coverage tool may be tracing

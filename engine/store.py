@@ -1,0 +1,268 @@
+"""The write path's persistence: plain rows and hand-written SQL on the action's connection.
+
+Every user action and timer firing reads one instance, its open tasks and a few directory
+facts, and writes them back. Through the ORM that costs several times the BPMN work itself
+(identity map, unit of work, statement compilation), so the hot path speaks SQL directly
+through the transaction's connection (`exec_driver_sql`). The ORM models in `models.py`
+still define the schema (Alembic) and serve the read side and administration.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine.errors import Conflict
+
+_PARAM = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
+_SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # what SQLAlchemy's DateTime writes on SQLite
+
+
+@lru_cache(maxsize=256)
+def _translate(sql: str, qmark: bool) -> tuple[str, tuple[str, ...]]:
+    """`:name` placeholders -> `?` (sqlite3, positional) or `%(name)s` (psycopg)."""
+    names = tuple(_PARAM.findall(sql))
+    if qmark:
+        return _PARAM.sub("?", sql), names
+    return _PARAM.sub(lambda m: f"%({m.group(1)})s", sql.replace("%", "%%")), names
+
+
+@dataclass
+class InstanceRow:
+    id: int | None
+    definition_id: int
+    process_key: str
+    title: str
+    status: str
+    owner_org: str | None
+    initiator_id: int | None
+    state: str
+    serializer_version: str
+    business: dict
+    next_timer_at: datetime | None
+    message_waits: int
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    version: int = 1
+
+
+@dataclass
+class TaskRow:
+    id: str
+    instance_id: int
+    spiff_task_id: str
+    process_key: str
+    task_name: str
+    title: str
+    lane: str | None
+    org_code: str | None
+    role: str | None
+    candidate_user_id: int | None
+    assignee_id: int | None
+    state: str
+    form_key: str | None
+    business: dict
+    return_reason: str | None
+    created_at: datetime
+    due_at: datetime | None = None
+    completed_at: datetime | None = None
+    completed_by: int | None = None
+    acting_for: int | None = None
+    changed: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def set(self, **values) -> None:
+        for name, value in values.items():
+            setattr(self, name, value)
+        self.changed.update(values)
+
+
+_INSTANCE_COLUMNS = [f.name for f in fields(InstanceRow)]
+_TASK_COLUMNS = [f.name for f in fields(TaskRow) if f.name != "changed"]
+_JSON = {"business", "details"}
+_TIMES = {"next_timer_at", "created_at", "updated_at", "completed_at", "due_at", "at"}
+
+
+class Store:
+    """SQL for one action's transaction; obtained with `Store(session)` inside `Database.write()`."""
+
+    def __init__(self, session: Session):
+        self.conn = session.connection()
+        self.sqlite = self.conn.dialect.name == "sqlite"
+
+    # ------------------------------------------------------------- plumbing
+    def _bind(self, name: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if name in _JSON or isinstance(value, dict):
+            return json.dumps(value, ensure_ascii=False)
+        if isinstance(value, datetime):
+            naive = value.astimezone(timezone.utc).replace(tzinfo=None)
+            return naive.strftime(_SQLITE_FORMAT) if self.sqlite else naive
+        return value
+
+    def _load(self, name: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if name in _JSON and isinstance(value, str):
+            return json.loads(value)
+        if name in _TIMES:
+            if isinstance(value, str):
+                value = datetime.fromisoformat(value)
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+    def execute(self, sql: str, **params):
+        text, names = _translate(sql, self.sqlite)
+        if self.sqlite:
+            bound = tuple(self._bind(n, params[n]) for n in names)
+        else:
+            bound = {n: self._bind(n, params[n]) for n in names}
+        return self.conn.exec_driver_sql(text, bound)
+
+    def rows(self, sql: str, **params) -> list[dict]:
+        result = self.execute(sql, **params)
+        keys = list(result.keys())
+        return [{k: self._load(k, v) for k, v in zip(keys, row)} for row in result.fetchall()]
+
+    def scalar(self, sql: str, **params):
+        row = self.execute(sql, **params).first()
+        return None if row is None else row[0]
+
+    # ------------------------------------------------------------- instances
+    def instance(self, instance_id: int, lock: bool = False) -> InstanceRow | None:
+        sql = f"SELECT {', '.join(_INSTANCE_COLUMNS)} FROM instances WHERE id = :id"
+        found = self.rows(sql + ("" if self.sqlite or not lock else " FOR UPDATE"), id=instance_id)
+        return InstanceRow(**found[0]) if found else None
+
+    def instance_of_task(self, task_id: str, lock: bool = False) -> InstanceRow | None:
+        sql = (f"SELECT {', '.join(_INSTANCE_COLUMNS)} FROM instances "
+               "WHERE id = (SELECT instance_id FROM human_tasks WHERE id = :task_id)")
+        found = self.rows(sql + ("" if self.sqlite or not lock else " FOR UPDATE"), task_id=task_id)
+        return InstanceRow(**found[0]) if found else None
+
+    def lock_due_instance(self, instance_id: int, now: datetime) -> InstanceRow | None:
+        """The instance, if its timer is still due and nobody else holds it (SKIP LOCKED)."""
+        sql = (f"SELECT {', '.join(_INSTANCE_COLUMNS)} FROM instances "
+               "WHERE id = :id AND next_timer_at <= :now AND status = 'running'")
+        found = self.rows(sql + ("" if self.sqlite else " FOR UPDATE SKIP LOCKED"), id=instance_id, now=now)
+        return InstanceRow(**found[0]) if found else None
+
+    def insert_instance(self, row: InstanceRow) -> int:
+        cols = [c for c in _INSTANCE_COLUMNS if c != "id"]
+        sql = (f"INSERT INTO instances ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)}) "
+               "RETURNING id")
+        row.id = self.execute(sql, **{c: getattr(row, c) for c in cols}).scalar_one()
+        return row.id
+
+    def update_instance(self, row: InstanceRow, *names: str) -> None:
+        """Write the named columns and bump the version; a concurrent writer makes this a Conflict."""
+        sets = ", ".join(f"{n} = :{n}" for n in names)
+        result = self.execute(
+            f"UPDATE instances SET {sets}, version = :new_version WHERE id = :id AND version = :version",
+            **{n: getattr(row, n) for n in names}, new_version=row.version + 1, id=row.id, version=row.version,
+        )
+        if result.rowcount != 1:
+            raise Conflict("Người khác vừa xử lý hồ sơ này. Vui lòng tải lại trang.",
+                           "Someone else has just changed this case. Please reload.", {"instance": row.id})
+        row.version += 1
+
+    # ----------------------------------------------------------------- tasks
+    def tasks_for_action(self, instance_id: int, task_id: str) -> list[TaskRow]:
+        """The instance's open tasks and the one asked for (whatever its state)."""
+        return [TaskRow(**r) for r in self.rows(
+            f"SELECT {', '.join(_TASK_COLUMNS)} FROM human_tasks "
+            "WHERE instance_id = :instance_id AND (state = 'open' OR id = :task_id)",
+            instance_id=instance_id, task_id=task_id,
+        )]
+
+    def open_tasks(self, instance_id: int) -> list[TaskRow]:
+        return [TaskRow(**r) for r in self.rows(
+            f"SELECT {', '.join(_TASK_COLUMNS)} FROM human_tasks WHERE instance_id = :instance_id AND state = 'open'",
+            instance_id=instance_id,
+        )]
+
+    def insert_tasks(self, rows: list[TaskRow]) -> None:
+        if not rows:
+            return
+        text, names = _translate(
+            f"INSERT INTO human_tasks ({', '.join(_TASK_COLUMNS)}) VALUES ({', '.join(':' + c for c in _TASK_COLUMNS)})",
+            self.sqlite,
+        )
+        params = [
+            tuple(self._bind(n, getattr(r, n)) for n in names) if self.sqlite
+            else {n: self._bind(n, getattr(r, n)) for n in names}
+            for r in rows
+        ]
+        self.conn.exec_driver_sql(text, params)
+
+    def save_task(self, row: TaskRow) -> None:
+        if not row.changed:
+            return
+        names = sorted(row.changed)
+        self.execute(f"UPDATE human_tasks SET {', '.join(f'{n} = :{n}' for n in names)} WHERE id = :id",
+                     **{n: getattr(row, n) for n in names}, id=row.id)
+        row.changed.clear()
+
+    # ------------------------------------------------------------- directory
+    def holds(self, user_id: int, org_code: str | None, role: str | None) -> bool:
+        """An active user holding this position (one statement: it is on every completion's path)."""
+        if org_code is None or role is None:
+            return False
+        return self.scalar(
+            "SELECT 1 FROM users JOIN positions ON positions.user_id = users.id WHERE users.id = :user_id "
+            "AND users.active = :yes AND positions.org_code = :org AND positions.role = :role",
+            user_id=user_id, yes=True, org=org_code, role=role,
+        ) is not None
+
+    def member(self, user_id: int, org_code: str) -> bool:
+        """An active user with any position in the organisation."""
+        return self.scalar(
+            "SELECT 1 FROM users JOIN positions ON positions.user_id = users.id WHERE users.id = :user_id "
+            "AND users.active = :yes AND positions.org_code = :org", user_id=user_id, yes=True, org=org_code,
+        ) is not None
+
+    def last_completer(self, instance_id: int, spiff_task_id: str) -> int | None:
+        """Who last completed a step (the person acted for, if a substitute did it)."""
+        found = self.rows(
+            "SELECT completed_by, acting_for FROM human_tasks WHERE instance_id = :iid AND spiff_task_id = :sid "
+            "AND state = 'completed' ORDER BY completed_at DESC", iid=instance_id, sid=spiff_task_id)
+        return (found[0]["acting_for"] or found[0]["completed_by"]) if found else None
+
+    def active(self, user_id: int | None) -> bool:
+        return user_id is not None and bool(self.scalar("SELECT active FROM users WHERE id = :id", id=user_id))
+
+    def org_successor(self, code: str) -> tuple[bool, str | None]:
+        """(exists, merged_into) of one organisation."""
+        found = self.execute("SELECT merged_into FROM organisations WHERE code = :code", code=code).first()
+        return (False, None) if found is None else (True, found[0])
+
+    def acting_for_today(self, user_id: int, today) -> list[int]:
+        return [r["user_id"] for r in self.rows(
+            "SELECT user_id FROM substitutes WHERE substitute_id = :uid AND starts_on <= :d AND ends_on >= :d",
+            uid=user_id, d=today.isoformat() if self.sqlite else today,
+        )]
+
+    # ---------------------------------------------------------- subscriptions
+    def subscriptions(self, instance_id: int) -> set[tuple[str, str]]:
+        return {(r["message_name"], r["correlation_key"]) for r in self.rows(
+            "SELECT message_name, correlation_key FROM message_subscriptions WHERE instance_id = :id", id=instance_id)}
+
+    def replace_subscriptions(self, instance_id: int, wanted: set[tuple[str, str]]) -> None:
+        self.execute("DELETE FROM message_subscriptions WHERE instance_id = :id", id=instance_id)
+        for name, key in sorted(wanted):
+            self.execute("INSERT INTO message_subscriptions (instance_id, message_name, correlation_key) "
+                         "VALUES (:id, :name, :key)", id=instance_id, name=name, key=key)
+
+
+def row_dict(row) -> dict:
+    data = asdict(row)
+    data.pop("changed", None)
+    return data
