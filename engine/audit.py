@@ -31,6 +31,7 @@ class Action(str, enum.Enum):
     MESSAGE_DELIVERED = "message_delivered"
     TIMER_FIRED = "timer_fired"
     COMMENT_ADDED = "comment_added"
+    ORGANISATION_MERGED = "organisation_merged"
 
 
 def record(

@@ -149,6 +149,26 @@ def users_list() -> None:
 
 
 @main.group()
+def orgs() -> None:
+    """Đơn vị / organisations."""
+
+
+@orgs.command("merge")
+@click.argument("source")
+@click.argument("target")
+def orgs_merge(source: str, target: str) -> None:
+    """Sáp nhập SOURCE vào TARGET: người, việc đang mở và hồ sơ chuyển sang / merge SOURCE into TARGET."""
+    engine = _engine()
+    try:
+        with engine.db.write() as session:
+            summary = directory.merge_organisation(session, source, target, actor_id=None, at=engine.now())
+    except EngineError as exc:
+        _fail(exc)
+    click.echo(f"Đã sáp nhập {source} vào {target}: {summary['positions']} vị trí, "
+               f"{summary['open_tasks']} việc đang mở, {summary['cases']} hồ sơ.")
+
+
+@main.group()
 def timers() -> None:
     """Hẹn giờ / timers."""
 

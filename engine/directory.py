@@ -125,3 +125,48 @@ def load_users(session: Session, path: Path) -> int:
         user.password_hash = password_hash
         created += 1
     return created
+
+
+def merge_organisation(session: Session, source: str, target: str, *, actor_id: int | None, at) -> dict:
+    """Merge `source` into `target` in one audited operation (as the 2025 reorganisation did).
+
+    People keep their roles in the target; open tasks and running cases move there; the
+    source stays in the directory, inactive and pointing at its successor, so history still
+    shows where work was done and rules naming it route to the successor.
+    """
+    from sqlalchemy import update
+
+    from engine.audit import Action, record
+    from engine.models import HumanTask, Instance, TaskState
+
+    if source == target:
+        raise InvalidInput("Không thể sáp nhập một đơn vị vào chính nó.", "Cannot merge an organisation into itself.")
+    src, dst = session.get(Organisation, source), session.get(Organisation, target)
+    if src is None or dst is None:
+        missing = source if src is None else target
+        raise NotFound(f"Không có đơn vị '{missing}'.", f"Unknown organisation '{missing}'.", {"org": missing})
+    if src.merged_into:
+        raise InvalidInput(f"Đơn vị '{source}' đã được sáp nhập vào '{src.merged_into}'.",
+                           f"'{source}' was already merged into '{src.merged_into}'.")
+    if dst.merged_into or not dst.active:
+        raise InvalidInput(f"Đơn vị nhận '{target}' không còn hoạt động.", f"Target '{target}' is not active.")
+    moved_positions = 0
+    for pos in session.scalars(select(Position).where(Position.org_code == source)).all():
+        exists = session.scalar(select(Position.id).where(
+            Position.user_id == pos.user_id, Position.org_code == target, Position.role == pos.role))
+        if exists:
+            session.delete(pos)
+        else:
+            pos.org_code = target
+        moved_positions += 1
+    tasks = session.execute(update(HumanTask).where(
+        HumanTask.org_code == source, HumanTask.state == TaskState.OPEN.value).values(org_code=target)).rowcount
+    cases = session.execute(update(Instance).where(
+        Instance.owner_org == source, Instance.status.in_(("running", "suspended"))).values(owner_org=target)).rowcount
+    for child in session.scalars(select(Organisation).where(Organisation.parent_code == source)):
+        child.parent_code = target
+    src.merged_into, src.active = target, False
+    session.flush()
+    summary = {"source": source, "target": target, "positions": moved_positions, "open_tasks": tasks, "cases": cases}
+    record(session, Action.ORGANISATION_MERGED, at, actor_id=actor_id, **summary)
+    return summary
