@@ -202,6 +202,7 @@ class HumanTask(Base):
     completed_at: Mapped[datetime | None]
     completed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     acting_for: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class AuditEvent(Base):
@@ -241,6 +242,82 @@ class MessageSubscription(Base):
     instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
     message_name: Mapped[str] = mapped_column(String(255))
     correlation_key: Mapped[str] = mapped_column(String(512), default="")
+
+
+class TimerState(str, enum.Enum):
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class Timer(Base):
+    """Every timer in one table: BPMN timers as modelled, and declarative reminders and escalations.
+
+    A worker claims due rows with a lease; a dead worker's rows come back when the lease
+    expires. The dedupe key makes scheduling the same timer twice a no-op.
+    """
+
+    __tablename__ = "timers"
+    __table_args__ = (
+        Index("ix_timers_state_due", "state", "due_at"),
+        Index("ix_timers_task_state", "task_id", "state"),
+        Index("ix_timers_instance_state", "instance_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # bpmn | remind | escalate | start
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    task_id: Mapped[str | None] = mapped_column(String(32))
+    definition_id: Mapped[int | None] = mapped_column(ForeignKey("definitions.id"))
+    level: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16), default=TimerState.PENDING.value)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    fired_at: Mapped[datetime | None]
+
+
+class OutboxMessage(Base):
+    """An email written in the same transaction as the event that caused it; sent later, at least once."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    recipients: Mapped[list] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(String(500))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str] = mapped_column(String(255))
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instances.id", ondelete="SET NULL"))
+    task_id: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+class OutboxAttempt(Base):
+    """One delivery attempt of an outbox message, kept for the mail log."""
+
+    __tablename__ = "outbox_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class ApiToken(Base):

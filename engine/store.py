@@ -76,6 +76,7 @@ class TaskRow:
     completed_at: datetime | None = None
     completed_by: int | None = None
     acting_for: int | None = None
+    escalation_level: int = 0
     changed: set[str] = field(default_factory=set, repr=False, compare=False)
 
     def set(self, **values) -> None:
