@@ -30,6 +30,9 @@ class Action(str, enum.Enum):
     TASK_CANCELLED = "task_cancelled"
     MESSAGE_DELIVERED = "message_delivered"
     TIMER_FIRED = "timer_fired"
+    TIMER_FAILED = "timer_failed"
+    TASK_REMINDED = "task_reminded"
+    TASK_ESCALATED = "task_escalated"
     COMMENT_ADDED = "comment_added"
     ORGANISATION_MERGED = "organisation_merged"
 
@@ -49,6 +52,7 @@ def record(
 
     `instance_id` may be an Instance not yet inserted: its id is read when the rows are written.
     """
+    details = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in details.items()}
     session.info.setdefault(_PENDING, []).append(dict(
         instance_id=instance_id, task_id=task_id, actor_id=actor_id, acting_for_id=acting_for_id,
         action=action.value, details=details, at=at,

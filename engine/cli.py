@@ -192,5 +192,50 @@ def timers_list() -> None:
             click.echo(f"#{instance_id:<8} {key:32} {due.isoformat()} {error or ''}")
 
 
+@main.group()
+def outbox() -> None:
+    """Thư điện tử chờ gửi / the email outbox."""
+
+
+@outbox.command("list")
+@click.option("--state", type=click.Choice(["pending", "sending", "sent", "failed"]), help="Chỉ một trạng thái")
+@click.option("--limit", default=100, show_default=True, type=int)
+def outbox_list(state: str | None, limit: int) -> None:
+    """Thư mới nhất trước / newest first."""
+    from engine import outbox as mail_outbox
+
+    for m in mail_outbox.list_messages(_engine().db, state=state, limit=limit):
+        when = (m.sent_at if m.state == "sent" else m.next_attempt_at).isoformat(timespec="seconds")
+        click.echo(f"#{m.id:<7} {m.state:8} {m.attempts}x {when} {m.kind:18} {', '.join(m.recipients)} | {m.subject}")
+        if m.last_error and m.state != "sent":
+            click.echo(f"         {m.last_error}")
+
+
+@outbox.command("send")
+@click.option("--limit", default=500, show_default=True, type=int)
+def outbox_send(limit: int) -> None:
+    """Gửi ngay các thư đến hạn / send every due email now."""
+    from engine import outbox as mail_outbox
+
+    engine = _engine()
+    if not engine.settings.smtp_url:
+        click.echo("Chưa cấu hình DIEUPHOI_SMTP_URL: thư vẫn nằm trong hộp thư đi / no SMTP configured", err=True)
+        sys.exit(1)
+    report = mail_outbox.dispatch(engine.db, engine.settings, engine.clock, limit=limit)
+    click.echo(f"Đã gửi {report.sent}, chờ gửi lại {report.retried}, lỗi {report.failed} / "
+               f"sent {report.sent}, to retry {report.retried}, failed {report.failed}")
+
+
+@outbox.command("retry")
+@click.argument("ids", nargs=-1, required=True, type=int)
+def outbox_retry(ids: tuple[int, ...]) -> None:
+    """Gửi lại các thư lỗi / put failed emails back in the queue."""
+    from engine import outbox as mail_outbox
+
+    engine = _engine()
+    count = mail_outbox.retry(engine.db, ids, engine.clock)
+    click.echo(f"Đã đưa {count} thư vào hàng đợi gửi lại / {count} email(s) queued again")
+
+
 if __name__ == "__main__":
     main()

@@ -20,7 +20,7 @@ from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import bpmnxml
+from engine import bpmnxml, deadlines
 from engine.descriptor import lane_rule_from_name, text, validate_descriptor
 from engine.errors import InvalidModel, NotFound, TooLarge
 from engine.forms import camunda_form_schema
@@ -121,6 +121,10 @@ class ParsedDefinition:
     human_tasks: dict[str, HumanTaskSpec]
 
     @property
+    def title(self) -> str:
+        return text(self.descriptor.get("title")) or getattr(self.spec, "description", None) or self.process_id
+
+    @property
     def spec_pair(self) -> tuple:
         return (self.spec, self.subprocess_specs)
 
@@ -170,6 +174,7 @@ def parse_bundle(bundle: Bundle, max_bytes: int) -> ParsedDefinition:
                 f"Step '{task.title}' uses form {task.form_key}, which is missing.",
                 {"task": task.bpmn_id, "form": task.form_key},
             )
+    deadlines.check_descriptor_tasks(descriptor.get("tasks") or {}, {t.bpmn_id for t in human.values()})
     start_form = descriptor.get("start", {}).get("form")
     if start_form and start_form not in forms:
         raise InvalidModel(f"Thiếu biểu mẫu khởi tạo {start_form}.", f"Start form {start_form} is missing.")

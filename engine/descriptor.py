@@ -6,6 +6,7 @@ import unicodedata
 
 import jsonschema
 
+from engine.deadlines import TASK_DEADLINE_SCHEMA
 from engine.errors import InvalidModel
 from engine.models import Role
 
@@ -49,7 +50,7 @@ DESCRIPTOR_SCHEMA = {
             },
             "additionalProperties": False,
         },
-        "tasks": {"type": "object", "additionalProperties": {"type": "object"}},
+        "tasks": {"type": "object", "additionalProperties": TASK_DEADLINE_SCHEMA},
     },
     "required": ["key"],
     "additionalProperties": True,

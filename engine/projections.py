@@ -6,6 +6,7 @@ import json
 import re
 import uuid
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
@@ -16,11 +17,12 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState as SpiffState
 
-from engine import assignment
+from engine import assignment, deadlines
 from engine.definitions import ParsedDefinition
 from engine.descriptor import INITIATOR_RULE
 from engine.models import InstanceStatus, TaskState
-from engine.store import InstanceRow, Store, TaskRow
+from engine.store import InstanceRow, Store, TaskRow, TimerStore
+from engine.workdays import WorkingCalendar
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
@@ -103,8 +105,13 @@ def summarise(inst: InstanceRow, wf: BpmnWorkflow, parsed: ParsedDefinition, now
 
 
 def sync_tasks(store: Store, inst: InstanceRow, wf: BpmnWorkflow, parsed: ParsedDefinition, now: datetime,
-               open_rows: list[TaskRow]) -> list[TaskRow]:
-    """Open a row for each new READY human task, close rows whose task left READY; returns the new rows."""
+               open_rows: list[TaskRow], cal: WorkingCalendar | None = None, tz: ZoneInfo | None = None
+               ) -> list[TaskRow]:
+    """Open a row for each new READY human task, close rows whose task left READY; returns the new rows.
+
+    A new task whose step has a deadline in the descriptor gets its due time, and its
+    reminder and escalation timers are scheduled in the same transaction.
+    """
     ready = {str(t.id): t for t in wf.get_tasks(state=SpiffState.READY, manual=True)}
     still_open = set()
     for row in open_rows:
@@ -115,27 +122,47 @@ def sync_tasks(store: Store, inst: InstanceRow, wf: BpmnWorkflow, parsed: Parsed
         else:  # left READY without a person's action: interrupted by a timer, a message or a cancel
             row.set(state=TaskState.CANCELLED.value, completed_at=now)
             store.save_task(row)
-    created = []
+    created, timers = [], []
     lanes = parsed.descriptor.get("lanes") or {}
+    task_specs = parsed.descriptor.get("tasks") or {}
     for spiff_id, task in ready.items():
         if spiff_id in still_open:
             continue
         spec = parsed.human_tasks.get(task.task_spec.name)
+        name = spec.bpmn_id if spec else task.task_spec.name
         lane = task.task_spec.lane
         rule = lanes.get(lane) if lane is not None else parsed.descriptor.get("default_lane", INITIATOR_RULE)
         target = assignment.resolve(
             store, rule or INITIATOR_RULE, owner_org=inst.owner_org, initiator_id=inst.initiator_id, data=task.data
         )
-        created.append(TaskRow(
+        plan = deadlines.schedule(cal, task_specs.get(name), now, task.data, tz) if cal is not None else None
+        row = TaskRow(
             id=uuid.uuid4().hex, instance_id=inst.id, spiff_task_id=spiff_id, process_key=inst.process_key,
-            task_name=spec.bpmn_id if spec else task.task_spec.name,
-            title=(spec.title if spec else task.task_spec.name)[:500], lane=lane,
+            task_name=name, title=(spec.title if spec else task.task_spec.name)[:500], lane=lane,
             org_code=target.org_code, role=target.role, candidate_user_id=target.candidate_user_id,
             assignee_id=None, state=TaskState.OPEN.value, form_key=spec.form_key if spec else None,
             business=business_fields(parsed, task.data), return_reason=None, created_at=now,
-        ))
+            due_at=plan.due_at if plan else None,
+        )
+        created.append(row)
+        if plan and plan.due_at is not None:
+            timers.extend(_deadline_timers(inst.id, row.id, plan, now))
     store.insert_tasks(created)
+    if timers:
+        TimerStore(store.session).add(timers)
     return created
+
+
+def _deadline_timers(instance_id: int, task_id: str, plan: deadlines.Schedule, now: datetime) -> list[dict]:
+    base = {"iid": instance_id, "task_id": task_id, "now": now}
+    rows = []
+    if plan.remind_at is not None:
+        rows.append({**base, "kind": "remind", "key": f"remind:{task_id}", "level": 0, "due": plan.remind_at,
+                     "payload": {}})
+    for level, when, step in plan.escalations:
+        rows.append({**base, "kind": "escalate", "key": f"escalation:{task_id}:{level}", "level": level,
+                     "due": when, "payload": {"step": step}})
+    return rows
 
 
 def waiting_messages(wf: BpmnWorkflow) -> set[tuple[str, str]]:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, load_only
 from sqlalchemy.orm.exc import StaleDataError
 
-from engine import assignment, forms, projections, serialization
+from engine import assignment, forms, projections, serialization, timers
 from engine import clock as clockmod
 from engine.audit import Action, record
 from engine.config import Settings
@@ -24,7 +24,9 @@ from engine.definitions import Bundle, DefinitionCache, DeployResult, ParsedDefi
 from engine.errors import Conflict, EngineError, Forbidden, InvalidInput, NotFound
 from engine.models import Definition, HumanTask, Instance, InstanceStatus, Organisation, Position, TaskState, User
 from engine.sandbox import make_script_engine
-from engine.store import InstanceRow, Store, TaskRow
+from engine.notify import Notifier
+from engine.store import InstanceRow, Store, TaskRow, TimerStore
+from engine.workdays import WorkingCalendar
 from engine.task_actions import TaskActions
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,9 @@ class Engine(TaskActions):
         self.definitions = DefinitionCache(settings.max_upload_bytes)
         self.script_engine = make_script_engine(cpu_seconds=settings.script_cpu_seconds)
         self.tz = ZoneInfo(settings.timezone)
+        self.calendar = WorkingCalendar(tz=settings.timezone)
+        self.notifier = Notifier(settings.base_url, self.tz)
+        self.worker = timers.worker_name()
 
     # ------------------------------------------------------------------ helpers
     def now(self) -> datetime:
@@ -103,11 +108,17 @@ class Engine(TaskActions):
               "message_waits", "error")
 
     def _save(self, session: Session, inst: InstanceRow, wf: BpmnWorkflow, parsed: ParsedDefinition,
-              actor_id: int | None = None, depth: int = 0, open_rows: list[TaskRow] | None = None) -> list[TaskRow]:
-        """Write the workflow state and every projection of it; returns the tasks opened by this action."""
-        store = Store(session)
+              actor_id: int | None = None, depth: int = 0, open_rows: list[TaskRow] | None = None,
+              rearm: bool = False, quiet: frozenset[str] = frozenset()) -> list[TaskRow]:
+        """Write the workflow state and every projection of it; returns the tasks opened by this action.
+
+        Projections: the instance summary, task rows (with deadlines and their timers), the
+        BPMN timer row, message subscriptions, notification emails and audit events.
+        """
+        store = TimerStore(session)
         now = self.now()
         was_running = inst.status == InstanceStatus.RUNNING.value
+        previous_timer = inst.next_timer_at
         inst.state = serialization.dumps(wf, parsed.dialect)
         inst.serializer_version = serialization.SERIALIZER_VERSION
         inst.updated_at = now
@@ -121,13 +132,21 @@ class Engine(TaskActions):
             if open_rows is None:
                 open_rows = store.open_tasks(inst.id)
             store.update_instance(inst, *self._SAVED)
-        created = projections.sync_tasks(store, inst, wf, parsed, now, open_rows)
+        created = projections.sync_tasks(store, inst, wf, parsed, now, open_rows, self.calendar, self.tz)
+        if rearm or inst.next_timer_at != previous_timer:
+            store.arm_bpmn(inst.id, inst.next_timer_at, now)
+        closed = [r.id for r in open_rows if r.state != TaskState.OPEN.value and r.due_at is not None]
+        if closed:
+            store.cancel_for_tasks(closed)
         projections.sync_subscriptions(store, inst.id, waits, had_waits)
         for row in created:
             record(session, Action.TASK_CREATED, now, instance_id=inst.id, task_id=row.id,
-                   task=row.task_name, org=row.org_code, role=row.role)
+                   task=row.task_name, org=row.org_code, role=row.role, due_at=row.due_at)
+            if row.spiff_task_id not in quiet:
+                self.notifier.task_opened(store, row, inst, parsed.title, now)
         if was_running and inst.status == InstanceStatus.COMPLETED.value:
             record(session, Action.INSTANCE_COMPLETED, now, instance_id=inst.id, actor_id=actor_id)
+            self.notifier.decision(store, inst, parsed.title, "completed", now)
         self._route_thrown_messages(session, wf, actor_id, depth)
         return created
 
@@ -252,6 +271,7 @@ class Engine(TaskActions):
                 inst.completed_at = now
                 inst.message_waits = 0
                 store.replace_subscriptions(inst.id, set())
+                TimerStore(session).cancel_for_instance(inst.id)
             inst.status = new_status.value
             inst.updated_at = now
             store.update_instance(inst, "state", "status", "updated_at", "next_timer_at", "completed_at",
@@ -298,45 +318,12 @@ class Engine(TaskActions):
             self._deliver(session, actor_id, definition.name, flat, event.payload, depth + 1)
 
     # ------------------------------------------------------------------ timers
-    def fire_due_timers(self, limit: int = 100) -> int:
-        """Tick every running instance whose next timer is due; one transaction each."""
-        now = self.now()
-        with self.db.read() as session:
-            ids = list(session.scalars(
-                select(Instance.id).where(Instance.next_timer_at <= now,
-                                          Instance.status == InstanceStatus.RUNNING.value)
-                .order_by(Instance.next_timer_at).limit(limit)
-            ))
-        fired = 0
-        for instance_id in ids:
-            try:
-                with self._action() as session:
-                    inst = Store(session).lock_due_instance(instance_id, now)
-                    if inst is None:
-                        continue
-                    wf, parsed = self._load(session, inst)
-                    wf.refresh_timers()
-                    self._run_engine(wf, inst)
-                    record(session, Action.TIMER_FIRED, now, instance_id=inst.id)
-                    self._save(session, inst, wf, parsed)
-                    fired += 1
-            except Conflict:
-                continue
-            except EngineError as exc:
-                log.warning("timer of instance %s failed: %s", instance_id, exc)
-                self._timer_failed(instance_id, str(exc))
-        return fired
+    def process_title(self, session: Session, definition_id: int) -> str:
+        return self._parsed(session, definition_id).title
 
-    def _timer_failed(self, instance_id: int, error: str) -> None:
-        with self._action() as session:
-            store = Store(session)
-            inst = store.instance(instance_id, lock=True)
-            if inst is None:
-                return
-            inst.error = error[:4000]
-            inst.next_timer_at = self.now() + timedelta(minutes=5)
-            store.update_instance(inst, "error", "next_timer_at")
-            record(session, Action.INSTANCE_FAILED, self.now(), instance_id=instance_id, error=error[:1000])
+    def fire_due_timers(self, limit: int = 10_000, budget_seconds: float | None = None) -> int:
+        """Fire every due timer (BPMN timers, reminders, escalations); one transaction each."""
+        return timers.fire_due(self, limit=limit, budget_seconds=budget_seconds)
 
     # ----------------------------------------------------------------- reading
     def may_view_instance(self, session: Session, user_id: int, inst: Instance | InstanceRow) -> bool:

@@ -239,6 +239,16 @@ def _pow(base: Any, exp: Any, mod: Any = None) -> Any:
     return pow(base, exp, mod)
 
 
+def _zip(*iterables: Any, strict: bool = False) -> list:
+    # Eager on purpose: a million nested lazy zip/enumerate objects overflow the C stack
+    # (a segfault of the whole process) when consumed or freed.
+    return list(zip(*iterables, strict=strict))
+
+
+def _enumerate(iterable: Any, start: int = 0) -> list:
+    return list(enumerate(iterable, start))
+
+
 def _sum(iterable: Any, start: Any = 0) -> Any:
     if isinstance(start, _SEQ):  # sum(lists, []) is a quadratic concatenation inside one C call
         _refuse("sum() chỉ dùng cho số", "sum() is for numbers; use a comprehension")
@@ -256,6 +266,9 @@ class _CheckedType(type):
 
     def __instancecheck__(cls, obj: Any) -> bool:
         return isinstance(obj, cls.wrapped)
+
+    def __subclasscheck__(cls, sub: type) -> bool:
+        return issubclass(sub, cls.wrapped)
 
     def __getattr__(cls, name: str) -> Any:
         return getattr(cls.wrapped, name)
@@ -299,7 +312,7 @@ def _build_builtins(extra: dict[str, Any]) -> dict[str, Any]:
     b.update(
         len=len, min=min, max=max, sum=_sum, abs=abs, round=round, sorted=sorted, any=any, all=all,
         int=_SafeInt, float=float, str=str, bool=bool, list=list, dict=dict, set=set, tuple=tuple,
-        enumerate=enumerate, zip=zip, isinstance=isinstance, range=_range, pow=_pow,
+        enumerate=_enumerate, zip=_zip, isinstance=isinstance, range=_range, pow=_pow,
         datetime=datetime, timedelta=timedelta, date=date, timezone=timezone, Decimal=_SafeDecimal,
         _getattr_=_getattr_, _getitem_=operator.getitem, _getiter_=iter, _write_=_write_,
         _inplacevar_=lambda op, x, y: _INPLACE[op](x, y), _apply_=lambda f, *a, **kw: f(*a, **kw),
@@ -349,7 +362,8 @@ class _SandboxTransformer(RestrictingNodeTransformer):
     def _not_allowed(self, node):
         self.not_allowed(node)
 
-    # Classes would let user dunders (__del__, __repr__...) run later in host code, untraced.
+    # Imports and `with` have no use here; classes would let user dunders (__del__, __repr__)
+    # run later in host code, untraced.
     visit_Import = visit_ImportFrom = visit_ClassDef = visit_With = _not_allowed
 
 
@@ -465,6 +479,11 @@ class SandboxedEnvironment(BasePythonScriptEngineEnvironment):
                 return eval(code, namespace)  # an exec-mode code object just returns None
         except _Stop as stop:
             raise SandboxError(stop.args[0]) from None
+        except Exception as error:
+            # A script can chain 10**5 exceptions (`raise ... from e` in a loop); the host would
+            # log them all. The script's own error, unchanged otherwise, is what SpiffWorkflow needs.
+            error.__cause__ = error.__context__ = None
+            raise
         finally:
             sys.settrace(previous)
             namespace.pop("__builtins__", None)

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from engine import outbox
 from engine.runtime import Engine
 
 log = logging.getLogger(__name__)
@@ -22,10 +23,26 @@ def _tick(engine: Engine) -> None:
         log.exception("timer tick failed")
 
 
+OUTBOX_INTERVAL = 5.0  # seconds; emails need no sub-second latency
+
+
+def _send_mail(engine: Engine) -> None:
+    try:
+        report = outbox.dispatch(engine.db, engine.settings, engine.clock)
+        if report.sent or report.retried or report.failed:
+            log.info("outbox: %d sent, %d to retry, %d failed", report.sent, report.retried, report.failed)
+    except Exception:  # same rule as timers: the next tick retries
+        log.exception("outbox tick failed")
+
+
 def _configure(scheduler, engine: Engine, interval: float) -> None:
     # next_run_time=now: on start-up every overdue timer fires once, before the first interval.
     scheduler.add_job(
         _tick, "interval", args=[engine], seconds=interval, id="timers",
+        next_run_time=datetime.now(timezone.utc), coalesce=True, max_instances=1, misfire_grace_time=None,
+    )
+    scheduler.add_job(
+        _send_mail, "interval", args=[engine], seconds=max(interval, OUTBOX_INTERVAL), id="outbox",
         next_run_time=datetime.now(timezone.utc), coalesce=True, max_instances=1, misfire_grace_time=None,
     )
 

@@ -87,14 +87,15 @@ class TaskRow:
 
 _INSTANCE_COLUMNS = [f.name for f in fields(InstanceRow)]
 _TASK_COLUMNS = [f.name for f in fields(TaskRow) if f.name != "changed"]
-_JSON = {"business", "details"}
-_TIMES = {"next_timer_at", "created_at", "updated_at", "completed_at", "due_at", "at"}
+_JSON = {"business", "details", "payload", "recipients"}
+_TIMES = {"next_timer_at", "created_at", "updated_at", "completed_at", "due_at", "at", "lease_until", "fired_at"}
 
 
 class Store:
     """SQL for one action's transaction; obtained with `Store(session)` inside `Database.write()`."""
 
     def __init__(self, session: Session):
+        self.session = session
         self.conn = session.connection()
         self.sqlite = self.conn.dialect.name == "sqlite"
 
@@ -102,7 +103,7 @@ class Store:
     def _bind(self, name: str, value: Any) -> Any:
         if value is None:
             return None
-        if name in _JSON or isinstance(value, dict):
+        if isinstance(value, (dict, list)):  # JSON columns; a str is taken as already encoded
             return json.dumps(value, ensure_ascii=False)
         if isinstance(value, datetime):
             naive = value.astimezone(timezone.utc).replace(tzinfo=None)
@@ -184,6 +185,10 @@ class Store:
             instance_id=instance_id, task_id=task_id,
         )]
 
+    def task(self, task_id: str) -> TaskRow | None:
+        found = self.rows(f"SELECT {', '.join(_TASK_COLUMNS)} FROM human_tasks WHERE id = :id", id=task_id)
+        return TaskRow(**found[0]) if found else None
+
     def open_tasks(self, instance_id: int) -> list[TaskRow]:
         return [TaskRow(**r) for r in self.rows(
             f"SELECT {', '.join(_TASK_COLUMNS)} FROM human_tasks WHERE instance_id = :instance_id AND state = 'open'",
@@ -261,6 +266,82 @@ class Store:
         for name, key in sorted(wanted):
             self.execute("INSERT INTO message_subscriptions (instance_id, message_name, correlation_key) "
                          "VALUES (:id, :name, :key)", id=instance_id, name=name, key=key)
+
+
+class TimerStore(Store):
+    """The timer table: one row per armed timer, claimed by workers with a lease."""
+
+    _ACTIVE = "('pending', 'claimed')"
+
+    def arm_bpmn(self, instance_id: int, due_at: datetime | None, now: datetime) -> None:
+        """One row per instance for its next BPMN timer: re-armed in place, cancelled when none is left."""
+        key = f"bpmn:{instance_id}"
+        if due_at is None:
+            # Only a pending row: a claimed one is being fired right now and its worker closes it.
+            self.execute("UPDATE timers SET state = 'cancelled' WHERE dedupe_key = :key AND state = 'pending'", key=key)
+            return
+        self.execute(
+            "INSERT INTO timers (kind, dedupe_key, instance_id, level, due_at, state, attempts, payload, created_at) "
+            "VALUES ('bpmn', :key, :iid, 0, :due, 'pending', 0, :payload, :now) ON CONFLICT (dedupe_key) DO UPDATE "
+            "SET due_at = excluded.due_at, state = 'pending', attempts = 0, last_error = NULL, lease_owner = NULL, "
+            "lease_until = NULL",
+            key=key, iid=instance_id, due=due_at, payload={}, now=now,
+        )
+
+    def add(self, rows: list[dict]) -> None:
+        """Schedule declarative timers; a dedupe key seen before is left as it is."""
+        for row in rows:
+            self.execute(
+                "INSERT INTO timers (kind, dedupe_key, instance_id, task_id, level, due_at, state, attempts, payload, "
+                "created_at) VALUES (:kind, :key, :iid, :task_id, :level, :due, 'pending', 0, :payload, :now) "
+                "ON CONFLICT (dedupe_key) DO NOTHING", **row)
+
+    def cancel_for_tasks(self, task_ids: list[str]) -> None:
+        for task_id in task_ids:
+            self.execute(f"UPDATE timers SET state = 'cancelled' WHERE task_id = :tid AND state IN {self._ACTIVE}",
+                         tid=task_id)
+
+    def cancel_for_instance(self, instance_id: int) -> None:
+        self.execute(f"UPDATE timers SET state = 'cancelled' WHERE instance_id = :iid AND state IN {self._ACTIVE}",
+                     iid=instance_id)
+
+    def claim_due(self, now: datetime, owner: str, lease_until: datetime, limit: int) -> list[dict]:
+        """Claim a batch of due timers (and ones whose worker's lease ran out) for this worker."""
+        # Strictly past due, as SpiffWorkflow itself compares: a timer never fires early.
+        pick = ("SELECT t.id FROM timers t WHERE ((t.state = 'pending' AND t.due_at < :now) OR "
+                "(t.state = 'claimed' AND t.lease_until < :now)) AND (t.instance_id IS NULL OR EXISTS "
+                "(SELECT 1 FROM instances i WHERE i.id = t.instance_id AND i.status = 'running')) "
+                "ORDER BY t.due_at LIMIT :limit" + ("" if self.sqlite else " FOR UPDATE OF t SKIP LOCKED"))
+        return self.rows(
+            f"UPDATE timers SET state = 'claimed', lease_owner = :owner, lease_until = :until, "
+            f"attempts = attempts + 1 WHERE id IN ({pick}) "
+            "RETURNING id, kind, dedupe_key, instance_id, task_id, definition_id, level, due_at, attempts, payload",
+            now=now, owner=owner, until=lease_until, limit=limit,
+        )
+
+    def finish(self, timer_id: int, owner: str, now: datetime) -> None:
+        """Done, unless the action re-armed the row meanwhile (then it is pending again and stays so)."""
+        self.execute("UPDATE timers SET state = 'done', fired_at = :now, lease_owner = NULL, lease_until = NULL "
+                     "WHERE id = :id AND state = 'claimed' AND lease_owner = :owner", id=timer_id, now=now, owner=owner)
+
+    def fail(self, timer_id: int, owner: str, error: str, retry_at: datetime | None) -> None:
+        """Back to pending at `retry_at`, or visibly failed when there is no retry left."""
+        if retry_at is not None:
+            self.execute("UPDATE timers SET state = 'pending', due_at = :retry_at, last_error = :error, "
+                         "lease_owner = NULL, lease_until = NULL WHERE id = :id AND lease_owner = :owner",
+                         retry_at=retry_at, error=error[:4000], id=timer_id, owner=owner)
+        else:
+            self.execute("UPDATE timers SET state = 'failed', last_error = :error, lease_owner = NULL, "
+                         "lease_until = NULL WHERE id = :id AND lease_owner = :owner",
+                         error=error[:4000], id=timer_id, owner=owner)
+
+    def retry(self, timer_ids: list[int], now: datetime) -> int:
+        """An administrator puts failed timers back in the queue."""
+        done = 0
+        for timer_id in timer_ids:
+            done += self.execute("UPDATE timers SET state = 'pending', due_at = :now, attempts = 0, "
+                                 "last_error = NULL WHERE id = :id AND state = 'failed'", id=timer_id, now=now).rowcount
+        return done
 
 
 def row_dict(row) -> dict:

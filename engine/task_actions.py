@@ -181,12 +181,15 @@ class TaskActions:
             task.set(state=TaskState.RETURNED.value, completed_at=now, completed_by=actor_id, acting_for=acting_for,
                      return_reason=reason)
             store.save_task(task)
-            created = self._save(session, inst, wf, parsed, actor_id, open_rows=open_rows)
+            created = self._save(session, inst, wf, parsed, actor_id, open_rows=open_rows,
+                                 quiet=frozenset({str(previous.id)}))
             reopened = next((r for r in created if r.spiff_task_id == str(previous.id)), None)
             if reopened is None:
                 raise Conflict("Không mở lại được bước trước.", "Could not reopen the previous step.")
             reopened.set(return_reason=reason, assignee_id=submitter)
             store.save_task(reopened)
+            actor_name = store.scalar("SELECT full_name FROM users WHERE id = :id", id=actor_id) or ""
+            self.notifier.returned(store, reopened, inst, parsed.title, reason, actor_name, now)
             record(session, Action.TASK_RETURNED, now, instance_id=inst.id, task_id=task.id, actor_id=actor_id,
                    acting_for_id=acting_for, reason=reason, to_task=reopened.id, to_step=reopened.task_name)
             return reopened.id

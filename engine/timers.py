@@ -1,0 +1,127 @@
+"""Firing timers from the timer table: claim a batch with a lease, fire each in its own transaction.
+
+BPMN timers (boundary, intermediate, cycle) keep one row per instance, re-armed by every
+save; reminders and escalation levels are rows per task, created with the task and
+cancelled in the transaction that closes it. A failed firing is retried with backoff and
+ends, visibly, in the `failed` state for an administrator to retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from engine import deadlines
+from engine.audit import Action, record
+from engine.models import InstanceStatus, TaskState
+from engine.store import TimerStore
+
+if TYPE_CHECKING:
+    from engine.runtime import Engine
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 5
+BACKOFF_SECONDS = (30, 120, 600, 3600)
+LEASE_SECONDS = 300
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def fire_due(engine: Engine, *, batch: int = 20, budget_seconds: float | None = None, limit: int = 10_000) -> int:
+    """Fire due timers until none is left, `limit` are fired, or the time budget is spent.
+
+    Small batches and a budget keep a backlog from starving web requests on a shared
+    machine; what is left is picked up by the next tick.
+    """
+    started = time.monotonic()
+    fired, seen = 0, set()
+    while fired < limit:
+        now = engine.now()
+        with engine.db.write() as session:
+            store = TimerStore(session)
+            claimed = store.claim_due(now, engine.worker, now + timedelta(seconds=LEASE_SECONDS),
+                                      min(batch, limit - fired))
+            again = [t for t in claimed if t["id"] in seen]
+            for timer in again:  # fired once in this call and due again at once: leave it to a later tick
+                store.fail(timer["id"], engine.worker, "còn đến hạn sau khi chạy / still due after firing",
+                           now + timedelta(seconds=60))
+        claimed = [t for t in claimed if t["id"] not in seen]
+        if not claimed:
+            break
+        for timer in claimed:
+            seen.add(timer["id"])
+            if _fire_one(engine, timer, now):
+                fired += 1
+        if budget_seconds is not None and time.monotonic() - started > budget_seconds:
+            break
+    return fired
+
+
+def _fire_one(engine: Engine, timer: dict, now) -> bool:
+    try:
+        with engine._action() as session:
+            store = TimerStore(session)
+            if timer["kind"] == "bpmn":
+                _fire_bpmn(engine, session, store, timer)
+            elif timer["kind"] in ("remind", "escalate"):
+                _fire_deadline(engine, session, store, timer, now)
+            store.finish(timer["id"], engine.worker, now)
+        return True
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded on the row, never lost
+        log.warning("timer %s (%s) failed: %r", timer["id"], timer["dedupe_key"], exc)
+        attempts = timer["attempts"]
+        retry_at = (now + timedelta(seconds=BACKOFF_SECONDS[min(attempts, len(BACKOFF_SECONDS)) - 1])
+                    if attempts < MAX_ATTEMPTS else None)
+        with engine.db.write() as session:
+            TimerStore(session).fail(timer["id"], engine.worker, f"{type(exc).__name__}: {exc}", retry_at)
+            if retry_at is None and timer["instance_id"]:
+                record(session, Action.TIMER_FAILED, now, instance_id=timer["instance_id"], task_id=timer["task_id"],
+                       timer=timer["dedupe_key"], error=str(exc)[:1000])
+        return False
+
+
+def _fire_bpmn(engine: Engine, session, store: TimerStore, timer: dict) -> None:
+    inst = store.instance(timer["instance_id"], lock=True)
+    if inst is None or inst.status != InstanceStatus.RUNNING.value:
+        return
+    wf, parsed = engine._load(session, inst)
+    wf.refresh_timers()
+    engine._run_engine(wf, inst)
+    record(session, Action.TIMER_FIRED, engine.now(), instance_id=inst.id, timer="bpmn")
+    engine._save(session, inst, wf, parsed, rearm=True)
+
+
+def _fire_deadline(engine: Engine, session, store: TimerStore, timer: dict, now) -> None:
+    task = store.task(timer["task_id"])
+    if task is None or task.state != TaskState.OPEN.value:
+        return
+    inst = store.instance(task.instance_id, lock=True)
+    if inst is None or inst.status != InstanceStatus.RUNNING.value:
+        return
+    title = engine.process_title(session, inst.definition_id)
+    if timer["kind"] == "remind":
+        engine.notifier.reminder(store, task, inst, title, now)
+        record(session, Action.TASK_REMINDED, now, instance_id=inst.id, task_id=task.id)
+        return
+    level = timer["level"]
+    if task.escalation_level >= level:
+        return  # this level (or a later one) was already applied
+    step = (timer["payload"] or {}).get("step", {})
+    overdue = deadlines.state(engine.calendar, task.due_at, now)
+    reassigned = None
+    if step.get("reassign_to") == "supervisor":
+        reassigned = store.scalar(
+            "SELECT users.id FROM users JOIN positions ON positions.user_id = users.id WHERE positions.org_code = :org "
+            "AND positions.role = 'supervisor' AND users.active = :yes ORDER BY users.id", org=task.org_code, yes=True)
+    task.set(escalation_level=level, **({"assignee_id": reassigned} if reassigned else {}))
+    store.save_task(task)
+    engine.notifier.escalation(store, task, inst, title, level, step, overdue[1] if overdue else 0, now)
+    record(session, Action.TASK_ESCALATED, now, instance_id=inst.id, task_id=task.id, level=level,
+           notify=step.get("notify", "supervisor"), reassigned_to=reassigned)
