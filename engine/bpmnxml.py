@@ -57,10 +57,21 @@ def parse_xml(name: str, raw: bytes, max_bytes: int) -> etree._Element:
     return root
 
 
+SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+
+
 def is_camunda(root: etree._Element) -> bool:
-    return CAMUNDA_NS in root.nsmap.values() or any(
-        CAMUNDA_NS in (el.nsmap or {}).values() for el in root.iter(etree.Element)
-    )
+    """Camunda dialect when camunda: elements or attributes are used and no spiffworkflow: ones.
+
+    Camunda Modeler declares xmlns:camunda in every export, so a declaration alone says nothing.
+    """
+    uses_camunda = uses_spiff = False
+    for el in root.iter(etree.Element):
+        namespace = etree.QName(el).namespace
+        uses_spiff = uses_spiff or namespace == SPIFF_NS
+        uses_camunda = uses_camunda or namespace == CAMUNDA_NS or any(
+            a.startswith(f"{{{CAMUNDA_NS}}}") for a in el.attrib)
+    return uses_camunda and not uses_spiff
 
 
 def _el_to_python(expr: str) -> str:

@@ -34,6 +34,17 @@ class FixedClock(Clock):
         return self._now
 
 
+class NudgedClock(Clock):
+    """Another clock, one microsecond later: SpiffWorkflow fires a timer only once it is strictly past
+    due, and a tick at exactly the due time must fire it (never early, never a tick late)."""
+
+    def __init__(self, base: Clock):
+        self.base = base
+
+    def now(self) -> datetime:
+        return self.base.now() + timedelta(microseconds=1)
+
+
 SYSTEM_CLOCK = Clock()
 _current: contextvars.ContextVar[Clock] = contextvars.ContextVar("dieuphoi_clock", default=SYSTEM_CLOCK)
 
@@ -65,7 +76,15 @@ class _ClockDatetime(_real_datetime, metaclass=_DatetimeMeta):
         if current is SYSTEM_CLOCK:
             return _real_datetime.now(tz)
         value = current.now()
-        return value.astimezone(tz) if tz is not None else value.replace(tzinfo=None)
+        return value.astimezone(tz) if tz is not None else value.astimezone().replace(tzinfo=None)
+
+    @classmethod
+    def utcnow(cls):
+        return cls.now(timezone.utc).replace(tzinfo=None)
+
+
+# Scripts in models see this `datetime`, so `datetime.now()` there follows the engine's clock too.
+ClockDatetime = _ClockDatetime
 
 
 _spiff_timer.datetime = _ClockDatetime

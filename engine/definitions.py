@@ -13,6 +13,7 @@ from pathlib import Path
 import jsonschema
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.exceptions import SpiffWorkflowException
@@ -165,6 +166,7 @@ def parse_bundle(bundle: Bundle, max_bytes: int) -> ParsedDefinition:
             {"reason": repr(exc)},
         ) from None
 
+    _wire_loop_tasks([spec, *subprocess_specs.values()])
     forms = dict(bundle.forms)
     human = _human_tasks(spec, subprocess_specs, dialect, forms)
     for task in human.values():
@@ -188,6 +190,23 @@ def parse_bundle(bundle: Bundle, max_bytes: int) -> ParsedDefinition:
                 {"form": name},
             ) from None
     return ParsedDefinition(None, descriptor["key"], process_id, dialect, spec, subprocess_specs, descriptor, forms, human)
+
+
+def _wire_loop_tasks(specs) -> None:
+    """Connect each multi-instance child to its parent's merge, as Spiff's own spec deserializer does.
+
+    Spiff wires this lazily when a child is first created, on the spec object that created
+    it; a freshly parsed spec (another worker, a restart) would otherwise never merge the
+    last instance and the multi-instance step would never finish.
+    """
+    for process_spec in specs:
+        if process_spec is None:
+            continue
+        for task_spec in process_spec.task_specs.values():
+            if isinstance(task_spec, LoopTask):
+                child = process_spec.task_specs.get(task_spec.task_spec)
+                if child is not None and not child.completed_event.is_connected(task_spec.merge_child):
+                    child.completed_event.connect(task_spec.merge_child)
 
 
 def _safe_key(name: str) -> str:

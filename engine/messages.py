@@ -30,12 +30,17 @@ def message_event_class(dialect: str) -> type[BpmnMessage]:
 
 
 def _event_for(wf, dialect: str, name: str, flat: dict, payload) -> BpmnEvent:
-    """Build the event with the parser's own class and the waiting instance's correlation layout."""
+    """Build the event with the class of the definition actually waiting (Spiff matches by exact class)."""
     correlations = {
         key: props for key, props in (wf.correlations or {}).items()
         if isinstance(props, dict) and props and all(flat.get(p) == v for p, v in props.items())
     }
-    return BpmnEvent(message_event_class(dialect)(name), payload, correlations=correlations)
+    cls = message_event_class(dialect)
+    for task in list(wf.event_manager.tasks.values()):
+        for definition in projections._definitions(getattr(task.task_spec, "event_definition", None)):
+            if isinstance(definition, BpmnMessage) and definition.name == name:
+                cls = type(definition)
+    return BpmnEvent(cls(name), payload, correlations=correlations)
 
 
 def _start_message_names(parsed) -> set[str]:

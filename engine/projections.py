@@ -8,6 +8,8 @@ import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -46,8 +48,15 @@ def business_fields(parsed: ParsedDefinition, data: dict) -> dict:
     return out
 
 
-def timer_due(task) -> datetime | None:
-    definition = task.task_spec.event_definition
+def _definitions(definition):
+    """The plain event definitions behind one (an event-based gateway waits on a Multiple of them)."""
+    if isinstance(definition, MultipleEventDefinition):
+        return list(definition.event_definitions)
+    return [definition] if definition is not None else []
+
+
+def timer_due(task, definition=None) -> datetime | None:
+    definition = definition or task.task_spec.event_definition
     value = task.internal_data.get("event_value")
     if value is None:
         return None
@@ -63,9 +72,10 @@ def timer_due(task) -> datetime | None:
 def next_timer_at(wf: BpmnWorkflow, now: datetime) -> datetime | None:
     dues = []
     for task in list(wf.event_manager.tasks.values()):
-        definition = getattr(task.task_spec, "event_definition", None)
-        if isinstance(definition, TimerEventDefinition):
-            due = timer_due(task)
+        for definition in _definitions(getattr(task.task_spec, "event_definition", None)):
+            if not isinstance(definition, TimerEventDefinition):
+                continue
+            due = timer_due(task, definition)
             if due is None and isinstance(definition, CycleTimerEventDefinition):
                 due = now  # finished cycle still WAITING: a tick completes it
             if due is not None:
@@ -81,12 +91,6 @@ def flatten_correlations(value, only: set[str] | None = None) -> dict:
             if isinstance(props, dict):
                 flat.update({p: v for p, v in props.items() if only is None or p in only})
     return flat
-
-
-def waiting_message_key(event) -> str:
-    """The subscription key of a waiting message event: its own correlation properties' current values."""
-    props = {getattr(cp, "name", None) for cp in event.value} if isinstance(event.value, list) else None
-    return correlation_key(flatten_correlations(event.correlations, props) if props else {})
 
 
 def correlation_key(flat: dict) -> str:
@@ -166,10 +170,17 @@ def _deadline_timers(instance_id: int, task_id: str, plan: deadlines.Schedule, n
 
 
 def waiting_messages(wf: BpmnWorkflow) -> set[tuple[str, str]]:
-    """(message name, correlation key) pairs the workflow is waiting for."""
+    """(message name, correlation key) pairs the workflow is waiting for, event gateways included."""
     if wf.is_completed():
         return set()
-    return {(e.name, waiting_message_key(e)) for e in wf.waiting_events() if e.event_type == "MessageEventDefinition"}
+    wanted = set()
+    for task in list(wf.event_manager.tasks.values()):
+        for definition in _definitions(getattr(task.task_spec, "event_definition", None)):
+            if isinstance(definition, MessageEventDefinition):
+                props = {cp.name for cp in definition.correlation_properties}
+                flat = flatten_correlations(wf.correlations, props) if props else {}
+                wanted.add((definition.name, correlation_key(flat)))
+    return wanted
 
 
 def sync_subscriptions(store: Store, instance_id: int, wanted: set[tuple[str, str]], had_any: bool) -> None:

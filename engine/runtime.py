@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,14 +23,27 @@ from engine.db import Database
 from engine.definitions import Bundle, DefinitionCache, DeployResult, ParsedDefinition, deploy
 from engine.errors import Conflict, EngineError, Forbidden, InvalidInput, NotFound
 from engine.models import Definition, HumanTask, Instance, InstanceStatus, Organisation, Position, TaskState, User
-from engine.sandbox import make_script_engine
 from engine.notify import Notifier
+from engine.sandbox import make_script_engine
 from engine.store import InstanceRow, Store, TaskRow, TimerStore
-from engine.workdays import WorkingCalendar
 from engine.task_actions import TaskActions
+from engine.workdays import WorkingCalendar
 
 log = logging.getLogger(__name__)
 MAX_REASON = 2000
+
+
+def model_failure(exc: Exception, instance_id: int | None) -> InvalidInput:
+    """A workflow error as the user sees it: what failed, in which step, called from where."""
+    if not isinstance(exc, (SpiffWorkflowException, EngineError)):
+        log.exception("unexpected error while running case %s", instance_id)
+    trace = list(getattr(exc, "task_trace", None) or [])
+    where = f" (tại / at: {' ← '.join(trace)})" if trace else ""
+    return InvalidInput(
+        f"Quy trình không thể tiếp tục: {exc}{where}",
+        f"The process cannot continue: {exc}{where}",
+        {"instance": instance_id, "reason": str(exc), "trace": trace},
+    )
 
 
 class Engine(TaskActions):
@@ -41,7 +54,8 @@ class Engine(TaskActions):
         self.settings = settings
         self.clock = clock or clockmod.SYSTEM_CLOCK
         self.definitions = DefinitionCache(settings.max_upload_bytes)
-        self.script_engine = make_script_engine(cpu_seconds=settings.script_cpu_seconds)
+        self.script_engine = make_script_engine(cpu_seconds=settings.script_cpu_seconds,
+                                                environment_globals={"datetime": clockmod.ClockDatetime})
         self.tz = ZoneInfo(settings.timezone)
         self.calendar = WorkingCalendar(tz=settings.timezone)
         self.notifier = Notifier(settings.base_url, self.tz)
@@ -95,14 +109,11 @@ class Engine(TaskActions):
 
     @staticmethod
     def _run_engine(wf: BpmnWorkflow, inst: InstanceRow) -> None:
+        """Run the workflow to its next wait; any failure is the model's, reported with where it happened."""
         try:
             wf.do_engine_steps()
-        except (SpiffWorkflowException, EngineError) as exc:
-            raise InvalidInput(
-                f"Quy trình không thể tiếp tục: {exc}",
-                f"The process cannot continue: {exc}",
-                {"instance": inst.id, "reason": str(exc)},
-            ) from None
+        except Exception as exc:  # noqa: BLE001 - the action rolls back; the user gets the reason
+            raise model_failure(exc, inst.id) from None
 
     _SAVED = ("state", "serializer_version", "updated_at", "next_timer_at", "business", "status", "completed_at",
               "message_waits", "error")

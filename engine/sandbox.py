@@ -489,6 +489,23 @@ class SandboxedEnvironment(BasePythonScriptEngineEnvironment):
             namespace.pop("__builtins__", None)
 
 
-def make_script_engine(cpu_seconds: float = 1.0) -> PythonScriptEngine:
-    """The script engine every workflow (and the DMN tables it calls) runs with."""
-    return PythonScriptEngine(environment=SandboxedEnvironment(cpu_seconds=cpu_seconds))
+class _ScriptEngine(PythonScriptEngine):
+    """SpiffWorkflow 3.2's `call_service` error path refers to an undefined name; report cleanly instead."""
+
+    def call_service(self, task, **kwargs):
+        try:
+            return self.environment.call_service(task.data, **kwargs)
+        except Exception as err:  # noqa: BLE001 - wrapped with the task, as Spiff does for scripts
+            from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+
+            raise WorkflowTaskException(str(err), task=task, exception=err) from None
+
+
+def make_script_engine(cpu_seconds: float = 1.0, environment_globals: dict[str, Any] | None = None
+                       ) -> PythonScriptEngine:
+    """The script engine every workflow (and the DMN tables it calls) runs with.
+
+    `environment_globals` can replace helpers, e.g. a `datetime` that reads the engine's clock.
+    """
+    return _ScriptEngine(environment=SandboxedEnvironment(cpu_seconds=cpu_seconds,
+                                                          environment_globals=environment_globals))

@@ -307,8 +307,7 @@ class TimerStore(Store):
 
     def claim_due(self, now: datetime, owner: str, lease_until: datetime, limit: int) -> list[dict]:
         """Claim a batch of due timers (and ones whose worker's lease ran out) for this worker."""
-        # Strictly past due, as SpiffWorkflow itself compares: a timer never fires early.
-        pick = ("SELECT t.id FROM timers t WHERE ((t.state = 'pending' AND t.due_at < :now) OR "
+        pick = ("SELECT t.id FROM timers t WHERE ((t.state = 'pending' AND t.due_at <= :now) OR "
                 "(t.state = 'claimed' AND t.lease_until < :now)) AND (t.instance_id IS NULL OR EXISTS "
                 "(SELECT 1 FROM instances i WHERE i.id = t.instance_id AND i.status = 'running')) "
                 "ORDER BY t.due_at LIMIT :limit" + ("" if self.sqlite else " FOR UPDATE OF t SKIP LOCKED"))

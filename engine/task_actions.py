@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState as SpiffState
 
 from engine import assignment, forms, serialization
 from engine.audit import Action, record
-from engine.errors import Conflict, EngineError, Forbidden, InvalidInput, NotFound
+from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.models import Comment, InstanceStatus, TaskState
 from engine.store import InstanceRow, Store, TaskRow
 
@@ -87,9 +86,10 @@ class TaskActions:
                 spiff.set_data(**data)
             try:
                 spiff.run()
-            except (SpiffWorkflowException, EngineError) as exc:
-                raise InvalidInput(f"Không thể hoàn thành bước: {exc}", f"Cannot complete the step: {exc}",
-                                   {"reason": str(exc)}) from None
+            except Exception as exc:  # noqa: BLE001 - e.g. a failing postScript: the action rolls back
+                from engine.runtime import model_failure
+
+                raise model_failure(exc, inst.id) from None
             self._run_engine(wf, inst)
             now = self.now()
             task.set(state=TaskState.COMPLETED.value, completed_at=now, completed_by=actor_id, acting_for=acting_for,
@@ -196,13 +196,17 @@ class TaskActions:
 
     @staticmethod
     def _previous_human_step(spiff, parsed: ParsedDefinition):
-        """The nearest completed human step above this one in the task tree (same (sub)process)."""
-        node = spiff.parent
-        while node is not None:
-            if node.task_spec.name in parsed.human_tasks and node.state == SpiffState.COMPLETED:
-                return node
-            node = node.parent
-        return None
+        """The nearest completed human step above this one, crossing out of called processes."""
+        node, workflow = spiff.parent, spiff.workflow
+        while True:
+            while node is not None:
+                if node.task_spec.name in parsed.human_tasks and node.state == SpiffState.COMPLETED:
+                    return node
+                node = node.parent
+            if workflow.parent_task_id is None:
+                return None
+            caller = workflow.top_workflow.get_task_from_id(workflow.parent_task_id)
+            node, workflow = caller.parent, caller.workflow
 
     def add_comment(self, actor_id: int, instance_id: int, body: str, task_id: str | None = None) -> int:
         body = (body or "").strip()

@@ -16,6 +16,7 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from engine import clock as clockmod
 from engine import deadlines
 from engine.audit import Action, record
 from engine.models import InstanceStatus, TaskState
@@ -92,8 +93,9 @@ def _fire_bpmn(engine: Engine, session, store: TimerStore, timer: dict) -> None:
     if inst is None or inst.status != InstanceStatus.RUNNING.value:
         return
     wf, parsed = engine._load(session, inst)
-    wf.refresh_timers()
-    engine._run_engine(wf, inst)
+    with clockmod.using(clockmod.NudgedClock(engine.clock)):
+        wf.refresh_timers()
+        engine._run_engine(wf, inst)
     record(session, Action.TIMER_FIRED, engine.now(), instance_id=inst.id, timer="bpmn")
     engine._save(session, inst, wf, parsed, rearm=True)
 

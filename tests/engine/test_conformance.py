@@ -17,9 +17,8 @@ from tests.conftest import SHARED, T0
 if not (SHARED / "bpmn-corpus").is_dir():
     pytest.skip("../shared/bpmn-corpus không có / absent: conformance tier skipped", allow_module_level=True)
 
-from datetime import datetime, timedelta, timezone  # noqa: E402
+from datetime import timedelta  # noqa: E402
 
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition  # noqa: E402
 from SpiffWorkflow.util.task import TaskState as SpiffState  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
@@ -150,11 +149,6 @@ def test_miwg_document_request_sends_six_daily_reminders_then_escalates_after_a_
     assert replay.spiff_states("EndEvent_TalkedToCustomer") == ["COMPLETED"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "messages._event_for builds the event with message_event_class(dialect) = the Camunda MessageEventDefinition, "
-    "but CamundaParser parses a receiveTask's message with the base bpmn MessageEventDefinition; Spiff matches "
-    "event definitions by exact class, so send_event raises 'not waiting', deliver() skips the instance and "
-    "raises NotFound although the subscription row exists"))
 def test_miwg_document_request_ends_when_the_answer_arrives(replay):
     _document_request(replay)
     replay.tick(days=1, seconds=1)
@@ -277,10 +271,6 @@ def test_intermediate_duration_timer_waits_then_releases_the_process(replay):
     assert replay.instance().next_timer_at is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Off by one comparison: Engine.fire_due_timers selects next_timer_at <= now, but Spiff fires a timer only when "
-    "due < now, so a tick at exactly the due time reloads and re-saves the instance and records 'timer_fired' "
-    "while nothing fires; the timer then waits for the next scheduler run"))
 def test_timer_fires_on_the_tick_at_exactly_its_due_time(replay):
     replay.user("someone")
     replay.deploy(bundle("timer", SPIFF / "timer.bpmn", process_id="timer"))
@@ -307,26 +297,6 @@ def test_intermediate_date_timer_reads_its_due_time_from_case_data(replay):
 
 
 # ------------------------------------------------------ SpiffWorkflow #7: timer-date-start.bpmn
-def test_date_timer_set_by_a_script_with_datetime_and_timedelta_waits_for_that_date(replay):
-    """The script computes `futuredate` from the wall clock; keep the engine's clock a day behind it."""
-    replay.engine.clock.set(datetime.now(timezone.utc) - timedelta(days=1))
-    replay.user("someone")
-    replay.deploy(bundle("date_timer", SPIFF / "timer-date-start.bpmn", process_id="date_timer"))
-    replay.start("someone", "date_timer")
-    assert replay.status() == RUNNING
-    future = TimerEventDefinition.get_datetime(replay.data()["futuredate"])
-    assert replay.instance().next_timer_at == future
-    assert [e.event_type for e in replay.workflow().waiting_events()] == ["TimeDateEventDefinition"]
-    assert replay.tick(hours=23) == 0
-    assert replay.tick(hours=1, seconds=1) == 1
-    assert replay.status() == COMPLETED
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "Scripts do not read the engine's clock: engine/sandbox.py exposes the real datetime class, so "
-    "datetime.now() in a script is the wall clock while timers are compared with Engine.clock (clock.py patches "
-    "only SpiffWorkflow's timer module). With the FixedClock at T0 the script's 'now + 0.05 s' is already in the "
-    "past and the timer fires at start"))
 def test_date_timer_set_by_a_script_fires_fifty_milliseconds_after_start_on_the_engine_clock(replay):
     replay.user("someone")
     replay.deploy(bundle("date_timer", SPIFF / "timer-date-start.bpmn", process_id="date_timer"))
@@ -402,12 +372,6 @@ def test_collaboration_runs_only_its_executable_pools(replay):
 
 
 # ---------------------------------------------------------- SpiffWorkflow #11: event-gateway.bpmn
-EVENT_GATEWAY_XFAIL = (
-    "An event-based gateway waits with ONE MultipleEventDefinition (message_1, message_2, timer) in Spiff 3.2; "
-    "projections._sync_subscriptions only subscribes event_type == 'MessageEventDefinition' and "
-    "projections.next_timer_at/timer_due only handle plain TimerEventDefinitions, so the instance gets no "
-    "subscription and next_timer_at = None: neither deliver_message nor fire_due_timers can ever release it"
-)
 
 
 def _event_gateway(replay: Replay) -> None:
@@ -420,26 +384,23 @@ def _event_gateway(replay: Replay) -> None:
     assert replay.instance().next_timer_at == T0 + timedelta(seconds=1)
 
 
-@pytest.mark.xfail(strict=True, reason=EVENT_GATEWAY_XFAIL)
 def test_event_based_gateway_takes_the_message_that_arrives_first(replay):
     _event_gateway(replay)
     replay.deliver("message_1")
     assert replay.status() == COMPLETED
     assert replay.spiff_states("message_1_event") == ["COMPLETED"]
-    assert replay.spiff_states("message_2_event") == ["CANCELLED"]
-    assert replay.spiff_states("timer_event") == ["CANCELLED"]
+    # The branches not taken are cancelled, and Spiff 3.2 prunes them from the finished tree.
+    assert "COMPLETED" not in replay.spiff_states("message_2_event") + replay.spiff_states("timer_event")
     assert replay.subscriptions() == [] and replay.instance().next_timer_at is None
 
 
-@pytest.mark.xfail(strict=True, reason=EVENT_GATEWAY_XFAIL)
 def test_event_based_gateway_takes_the_timer_when_no_message_comes(replay):
     _event_gateway(replay)
     assert replay.tick(seconds=0.5) == 0
     assert replay.tick(seconds=0.6) == 1
     assert replay.status() == COMPLETED
     assert replay.spiff_states("timer_event") == ["COMPLETED"]
-    assert replay.spiff_states("message_1_event") == ["CANCELLED"]
-    assert replay.spiff_states("message_2_event") == ["CANCELLED"]
+    assert "COMPLETED" not in replay.spiff_states("message_1_event") + replay.spiff_states("message_2_event")
     assert replay.subscriptions() == []
     with pytest.raises(NotFound):  # too late: nobody waits for it any more
         replay.deliver("message_1")
@@ -471,10 +432,6 @@ def test_call_activity_script_error_is_reported_with_the_failing_step_and_nothin
         assert session.scalar(select(func.count()).select_from(Instance)) == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime._run_engine reports only str(exc) of the WorkflowTaskException; Spiff's task_trace "
-    "('Create Data (call_activity_call_activity.bpmn)', 'Get Data Call Activity (call_activity_with_error.bpmn)') "
-    "and the failing task's name are dropped, so the user cannot tell which step failed"))
 def test_call_activity_script_error_names_the_failing_step_and_its_caller(replay):
     replay.user("someone")
     replay.deploy(bundle("erroring", *CALL_ACTIVITY_FILES, process_id="ErroringBPMN"))
@@ -535,18 +492,6 @@ def test_nested_parallel_splits_and_joins_wait_for_every_branch(replay, order):
 
 
 # ------------------------------------------ SpiffWorkflow #15, #16: (parallel|sequential) multi-instance
-MI_RELOAD_XFAIL = (
-    "Multi-instance tasks never finish when their instances are completed by another Engine (another worker, a "
-    "restart, a definition-cache eviction): Spiff connects child_spec.completed_event -> merge_child lazily in "
-    "create_child(), on the spec object that created the children; definitions.parse_bundle returns freshly "
-    "parsed specs without that connection (Spiff's own spec deserializer, BpmnProcessSpecConverter.from_dict, "
-    "restores it), so the last completed instance is never merged and the parent stays STARTED"
-)
-
-
-def expect_mi_failure_when_reloaded(request, replay: Replay) -> None:
-    if replay.reload:
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=MI_RELOAD_XFAIL))
 
 
 def _multi_instance(replay: Replay, file_name: str, data: dict) -> None:
@@ -571,8 +516,7 @@ def _double_each_item(replay: Replay, parallel: bool) -> None:
     ([1, 2, 3], [2, 4, 6]),
     ({"a": 1, "b": 2, "c": 3}, {"a": 2, "b": 4, "c": 6}),
 ], ids=["list", "dict"])
-def test_parallel_multi_instance_opens_one_task_per_item_and_collects_the_outputs(request, replay, given, expected):
-    expect_mi_failure_when_reloaded(request, replay)
+def test_parallel_multi_instance_opens_one_task_per_item_and_collects_the_outputs(replay, given, expected):
     _multi_instance(replay, "parallel_multiinstance_loop_input.bpmn", {"input_data": given})
     assert len(replay.open_tasks()) == 3  # all instances at once
     assert sorted(replay.task_data(r)["input_item"] for r in replay.open_tasks()) == [1, 2, 3]
@@ -597,8 +541,7 @@ def test_parallel_multi_instance_completion_condition_needs_a_spec_change():
                 "parsed spec; parallel_multiinstance_loop_input.bpmn has no completionCondition to deploy")
 
 
-def test_sequential_multi_instance_opens_one_task_at_a_time(request, replay):
-    expect_mi_failure_when_reloaded(request, replay)
+def test_sequential_multi_instance_opens_one_task_at_a_time(replay):
     _multi_instance(replay, "sequential_multiinstance_loop_input.bpmn", {"input_data": [1, 2, 3]})
     [first] = replay.open_tasks()
     wf = replay.workflow()
@@ -685,11 +628,6 @@ def test_two_levels_of_call_activities_run_one_user_task_at_a_time(replay):
     assert wf.waiting_events() == [] and wf.get_tasks(state=SpiffState.READY | SpiffState.WAITING) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime.Engine._previous_human_step stops at the boundary of a call activity ('if node is None and "
-    "spiff.workflow.parent_task_id is not None: break'), so the first task of a called process can never be "
-    "returned to the step before the call; Spiff itself can reset_from_task_id across the boundary "
-    "(NestedProcessesTest resets to Action1 from inside the subprocess)"))
 def test_returning_the_first_task_of_a_called_process_reopens_the_step_before_the_call(replay):
     _nested(replay)
     replay.complete("Action1")
@@ -712,14 +650,6 @@ PIZZA_FORM = {  # pizza_form.json is referenced by the model but not part of the
 ORDER = {"size": "large", "toppings": ["sausage", "onions", "peppers"]}
 
 
-DIALECT_XFAIL = (
-    "bpmnxml.is_camunda() looks at namespace DECLARATIONS (root.nsmap): this file declares xmlns:camunda (as every "
-    "Camunda Modeler export does) but uses only spiffworkflow: extensions, so it is parsed with CamundaParser "
-    "and spiffworkflow:properties (formJsonSchemaFilename) and spiffworkflow:variableName are silently dropped: "
-    "the form is not enforced and the data is not stored under 'order'"
-)
-
-
 def _pizza(replay: Replay, process_id: str):
     replay.user("customer")
     replay.deploy(bundle(f"pizza_{process_id}", SPIFF_SPIFF / "user_task_variable.bpmn", process_id=process_id,
@@ -731,7 +661,7 @@ def _pizza(replay: Replay, process_id: str):
 
 @pytest.mark.parametrize("process_id, expected", [
     # spiffworkflow:variableName="order": the form is stored under it
-    pytest.param("one", {"order": ORDER}, marks=pytest.mark.xfail(strict=True, reason=DIALECT_XFAIL)),
+    ("one", {"order": ORDER}),
     ("two", ORDER),  # no variable name: the form is merged into the case data
 ])
 def test_spiff_user_task_form_is_stored_under_its_variable_name_or_merged(replay, process_id, expected):
@@ -740,7 +670,6 @@ def test_spiff_user_task_form_is_stored_under_its_variable_name_or_merged(replay
     assert replay.workflow().data == expected
 
 
-@pytest.mark.xfail(strict=True, reason=DIALECT_XFAIL)
 @pytest.mark.parametrize("process_id", ["one", "two"])
 def test_spiff_user_task_json_schema_form_is_enforced(replay, process_id):
     row = _pizza(replay, process_id)
@@ -751,8 +680,7 @@ def test_spiff_user_task_json_schema_form_is_enforced(replay, process_id):
 
 
 # ------------------------------------------------------ SpiffWorkflow #20: spiff_multiinstance.bpmn
-def test_multi_instance_pre_and_post_scripts_rewrite_input_and_output(request, replay):
-    expect_mi_failure_when_reloaded(request, replay)
+def test_multi_instance_pre_and_post_scripts_rewrite_input_and_output(replay):
     replay.user("someone")
     replay.deploy(bundle("spiff_mi", SPIFF_SPIFF / "spiff_multiinstance.bpmn", process_id="Process_1"))
     replay.start("someone", "spiff_mi", {"input_data": [1, 2, 3]})
@@ -893,10 +821,7 @@ def test_completing_the_task_before_its_timer_ends_the_case_on_the_normal_path(r
     ("multiinstance-user-task-with-timer.bpmn", "Process_MultiInstanceUserTimer", 1),  # sequential
     ("multiinstance-manual-task-with-timer.bpmn", "Process_MultiInstanceManualTimer", 3),  # parallel
 ], ids=["sequential_user_task", "parallel_manual_task"])
-def test_interrupting_timer_cancels_only_the_unfinished_multi_instance_tasks(request, replay, file_name, process_id,
-                                                                            initial):
-    if initial == 1:  # sequential: the next instance is only created when the previous one is merged
-        expect_mi_failure_when_reloaded(request, replay)
+def test_interrupting_timer_cancels_only_the_unfinished_multi_instance_tasks(replay, file_name, process_id, initial):
     replay.user("someone")
     replay.deploy(bundle("mi_timer", ARENA_TESTS / "multiinstance_human_task_with_timer" / file_name,
                          process_id=process_id))
@@ -990,10 +915,6 @@ def test_four_forms_feed_a_chain_of_script_multiplications(replay):
     assert "this_will_delete" not in data  # del() in a script task removes the variable
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "test_form.bpmn mixes one camunda:formKey attribute with spiffworkflow: extensions; bpmnxml.is_camunda() then "
-    "picks CamundaParser, which drops every spiffworkflow:properties, so none of the four JSON-Schema forms is "
-    "attached (HumanTask.form_key is None) and an invalid value is accepted"))
 def test_four_forms_are_enforced_with_their_json_schemas(replay):
     replay.user("someone")
     replay.deploy(bundle("test_form", *[FORM_MODEL / f for f in FORM_FILES], process_id="test_form"))
@@ -1016,11 +937,6 @@ INVOICE_FORM = {"contributorName": "Trần Thị Mai", "contributorId": 42, "inv
                 "invoiceAmount": 1500.5, "invoiceCurrency": "Euro (EUR)", "dueDate": "2026-12-31"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A deployable service task crashes the step with a raw NameError: sandbox call_service raises SandboxError "
-    "('Service tasks are not supported'), then SpiffWorkflow 3.2's PythonScriptEngine.call_service handler "
-    "itself fails (`create_task_exec_exception(task, script, err)` with `script` undefined); NameError is not a "
-    "SpiffWorkflowException, so runtime._run_engine does not turn it into InvalidInput"))
 def test_submit_invoice_stops_cleanly_at_its_first_connector_service_task(replay):
     """The replay itself needs spiff-arena connectors (DynamoDB, BambooHR, Xero): counted as skipped. What the
     engine must do is refuse the model up front, or refuse the step with a clear message and keep the case."""
