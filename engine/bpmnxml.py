@@ -13,7 +13,9 @@ CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 _DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 # Bare ISO 8601 literals as modelers write them: PT48H, P7D, R3/PT1H, R/P1D, 2030-01-01T09:00:00+07:00.
-_ISO_DURATION = r"P(?!$)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d+(\.\d+)?D)?(T(?=\d)(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?"
+_NUM = r"\d+(\.\d+)?"
+_ISO_DURATION = (rf"P(?!$)({_NUM}Y)?({_NUM}M)?({_NUM}W)?({_NUM}D)?"
+                 rf"(T(?=\d)({_NUM}H)?({_NUM}M)?({_NUM}S)?)?")
 _ISO_DATETIME = r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?"
 _ISO_LITERAL = re.compile(
     rf"^(R\d*/({_ISO_DATETIME}/)?{_ISO_DURATION}|{_ISO_DURATION}|{_ISO_DATETIME})$"

@@ -11,7 +11,7 @@ import click
 from engine import directory, schema
 from engine.app import build
 from engine.errors import EngineError
-from engine.models import Instance, User
+from engine.models import User
 
 
 def _engine():
@@ -181,15 +181,35 @@ def timers_fire_due() -> None:
 
 
 @timers.command("list")
-def timers_list() -> None:
+@click.option("--state", type=click.Choice(["pending", "claimed", "done", "cancelled", "failed"]), default=None)
+@click.option("--limit", default=100, show_default=True)
+def timers_list(state: str | None, limit: int) -> None:
+    """Các hẹn giờ theo thời điểm đến hạn / timers by due time."""
     from sqlalchemy import select
+
+    from engine.models import Timer
 
     engine = _engine()
     with engine.db.read() as session:
-        rows = session.execute(select(Instance.id, Instance.process_key, Instance.next_timer_at, Instance.error)
-                               .where(Instance.next_timer_at.is_not(None)).order_by(Instance.next_timer_at))
-        for instance_id, key, due, error in rows:
-            click.echo(f"#{instance_id:<8} {key:32} {due.isoformat()} {error or ''}")
+        query = select(Timer).order_by(Timer.due_at).limit(limit)
+        query = query.where(Timer.state == state) if state else query.where(Timer.state.in_(("pending", "claimed",
+                                                                                              "failed")))
+        for t in session.scalars(query):
+            local = t.due_at.astimezone(engine.tz).strftime("%d/%m/%Y %H:%M")
+            error = f"  lỗi / error: {t.last_error[:80]}" if t.last_error else ""
+            click.echo(f"#{t.id:<6} {t.state:9} {local}  {t.dedupe_key:48} lần/attempts {t.attempts}{error}")
+
+
+@timers.command("retry")
+@click.argument("ids", nargs=-1, type=int, required=True)
+def timers_retry(ids: tuple[int, ...]) -> None:
+    """Đưa hẹn giờ lỗi trở lại hàng đợi / put failed timers back in the queue."""
+    from engine.store import TimerStore
+
+    engine = _engine()
+    with engine.db.write() as session:
+        count = TimerStore(session).retry(list(ids), engine.now())
+    click.echo(f"Đã đưa lại {count} hẹn giờ / requeued {count} timer(s)")
 
 
 @main.group()

@@ -189,7 +189,8 @@ def parse_bundle(bundle: Bundle, max_bytes: int) -> ParsedDefinition:
                 f"Form {name} is not a valid JSON Schema: {exc.message}",
                 {"form": name},
             ) from None
-    return ParsedDefinition(None, descriptor["key"], process_id, dialect, spec, subprocess_specs, descriptor, forms, human)
+    return ParsedDefinition(None, descriptor["key"], process_id, dialect, spec, subprocess_specs, descriptor, forms,
+                            human)
 
 
 def _wire_loop_tasks(specs) -> None:

@@ -47,6 +47,7 @@ DESCRIPTOR_SCHEMA = {
                 "form": {"type": "string"},
                 "roles": {"type": "array", "items": {"enum": ROLE_VALUES}},
                 "orgs": {"type": "array", "items": {"type": "string"}},
+                "owner": {"type": "string"},
             },
             "additionalProperties": False,
         },

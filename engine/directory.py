@@ -103,7 +103,8 @@ def load_organisations(session: Session, path: Path) -> int:
             if row.get("parent") and row["parent"] not in done and row["parent"] != row["code"]:
                 later.append(row)
                 continue
-            upsert_organisation(session, row["code"], row["name_vi"], row.get("name_en", ""), row.get("kind", "department"),
+            upsert_organisation(session, row["code"], row["name_vi"], row.get("name_en", ""),
+                                row.get("kind", "department"),
                                 row.get("parent"))
             done.add(row["code"])
         pending = later

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, load_only
 from sqlalchemy.orm.exc import StaleDataError
 
-from engine import assignment, forms, projections, serialization, timers
+from engine import assignment, forms, periodic, projections, serialization, timers
 from engine import clock as clockmod
 from engine.audit import Action, record
 from engine.config import Settings
@@ -172,7 +172,18 @@ class Engine(TaskActions):
             if result.created:
                 record(session, Action.DEFINITION_DEPLOYED, self.now(), actor_id=actor_id,
                        process_key=result.process_key, version=result.version)
+                self._schedule_periodic_start(session, result)
             return result
+
+    def _schedule_periodic_start(self, session: Session, result: DeployResult) -> None:
+        definition = periodic.timer_start(self._parsed(session, result.definition_id))
+        if definition is None:
+            return
+        now = self.now()
+        due, cycles, period = periodic.first_run(
+            definition, lambda expr: self.script_engine.environment.evaluate(expr, {}), now)
+        TimerStore(session).arm_start(result.process_key, result.definition_id, due,
+                                      {"cycles": cycles, "period": period}, now)
 
     def latest_definition(self, session: Session, process_key: str, version: int | None = None) -> Definition:
         query = select(Definition).options(
@@ -220,6 +231,11 @@ class Engine(TaskActions):
             error=None, created_at=now, updated_at=now, completed_at=None,
         )
         self._run_engine(wf, inst)
+        if periodic.timer_start(parsed) is not None:
+            periodic.release_start(wf, now)
+            self._run_engine(wf, inst)
+            wf.refresh_timers()  # a released cycle completes its start event on the next refresh
+            self._run_engine(wf, inst)
         record(session, Action.INSTANCE_STARTED, now, instance_id=inst, actor_id=actor_id,
                process_key=definition.process_key, version=definition.version)
         return inst, wf
@@ -251,7 +267,8 @@ class Engine(TaskActions):
             return None
         rule = parsed.descriptor.get("start") or {}
         fitting = [(org, role) for org, role in positions
-                   if (not rule.get("roles") or role in rule["roles"]) and (not rule.get("orgs") or org in rule["orgs"])]
+                   if (not rule.get("roles") or role in rule["roles"])
+                   and (not rule.get("orgs") or org in rule["orgs"])]
         if rule and not fitting and not is_admin:
             raise Forbidden("Bạn không có quyền khởi tạo hồ sơ của quy trình này.",
                             "You may not start this process.")

@@ -132,7 +132,7 @@ class Store:
     def rows(self, sql: str, **params) -> list[dict]:
         result = self.execute(sql, **params)
         keys = list(result.keys())
-        return [{k: self._load(k, v) for k, v in zip(keys, row)} for row in result.fetchall()]
+        return [{k: self._load(k, v) for k, v in zip(keys, row, strict=True)} for row in result.fetchall()]
 
     def scalar(self, sql: str, **params):
         row = self.execute(sql, **params).first()
@@ -199,7 +199,8 @@ class Store:
         if not rows:
             return
         text, names = _translate(
-            f"INSERT INTO human_tasks ({', '.join(_TASK_COLUMNS)}) VALUES ({', '.join(':' + c for c in _TASK_COLUMNS)})",
+            f"INSERT INTO human_tasks ({', '.join(_TASK_COLUMNS)}) "
+            f"VALUES ({', '.join(':' + c for c in _TASK_COLUMNS)})",
             self.sqlite,
         )
         params = [
@@ -287,6 +288,19 @@ class TimerStore(Store):
             "lease_until = NULL",
             key=key, iid=instance_id, due=due_at, payload={}, now=now,
         )
+
+    def arm_start(self, process_key: str, definition_id: int, due_at: datetime, payload: dict, now: datetime) -> None:
+        """The periodic start of a process: created once, then only pointed at the newest version."""
+        self.execute(
+            "INSERT INTO timers (kind, dedupe_key, definition_id, level, due_at, state, attempts, payload, created_at) "
+            "VALUES ('start', :key, :def_id, 0, :due, 'pending', 0, :payload, :now) ON CONFLICT (dedupe_key) DO UPDATE "
+            "SET definition_id = excluded.definition_id",
+            key=f"start:{process_key}", def_id=definition_id, due=due_at, payload=payload, now=now,
+        )
+
+    def reschedule(self, timer_id: int, due_at: datetime, payload: dict) -> None:
+        self.execute("UPDATE timers SET state = 'pending', due_at = :due, payload = :payload, attempts = 0, "
+                     "lease_owner = NULL, lease_until = NULL WHERE id = :id", id=timer_id, due=due_at, payload=payload)
 
     def add(self, rows: list[dict]) -> None:
         """Schedule declarative timers; a dedupe key seen before is left as it is."""

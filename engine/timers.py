@@ -73,6 +73,8 @@ def _fire_one(engine: Engine, timer: dict, now) -> bool:
                 _fire_bpmn(engine, session, store, timer)
             elif timer["kind"] in ("remind", "escalate"):
                 _fire_deadline(engine, session, store, timer, now)
+            elif timer["kind"] == "start":
+                _fire_start(engine, session, store, timer, now)
             store.finish(timer["id"], engine.worker, now)
         return True
     except Exception as exc:  # noqa: BLE001 - any failure is recorded on the row, never lost
@@ -127,3 +129,23 @@ def _fire_deadline(engine: Engine, session, store: TimerStore, timer: dict, now)
     engine.notifier.escalation(store, task, inst, title, level, step, overdue[1] if overdue else 0, now)
     record(session, Action.TASK_ESCALATED, now, instance_id=inst.id, task_id=task.id, level=level,
            notify=step.get("notify", "supervisor"), reassigned_to=reassigned)
+
+
+def _fire_start(engine: Engine, session, store: TimerStore, timer: dict, now) -> None:
+    """Start this period's case, then schedule the next period (once, however many were missed)."""
+    from engine.models import Definition
+
+    definition = session.get(Definition, timer["definition_id"])
+    parsed = engine._parsed(session, definition.id)
+    owner = (parsed.descriptor.get("start") or {}).get("owner")
+    inst, wf = engine._start(session, None, definition, {}, owner)
+    engine._save(session, inst, wf, parsed)
+    plan = dict(timer["payload"] or {})
+    cycles, period = plan.get("cycles", 1), plan.get("period", 0)
+    if cycles > 0:
+        cycles -= 1
+    if cycles != 0 and period > 0:
+        due = timer["due_at"] + timedelta(seconds=period)
+        while due <= now:
+            due += timedelta(seconds=period)
+        store.reschedule(timer["id"], due, {**plan, "cycles": cycles})

@@ -109,3 +109,18 @@ CAMUNDA = '''<?xml version="1.0" encoding="UTF-8"?>
     <bpmn:endEvent id="e"/>
   </bpmn:process>
 </bpmn:definitions>'''.encode()
+
+
+def periodic(process_id: str = "bao_cao", cycle: str = "R3/P1D") -> bytes:
+    """A timer start (a bare ISO cycle, as modelers write it), then one report task for Sở KH&CN."""
+    return (
+        HEAD + f'<bpmn:process id="{process_id}" isExecutable="true">'
+        '<bpmn:laneSet id="ls"><bpmn:lane id="l1" name="Sở Khoa học và Công nghệ">'
+        '<bpmn:flowNodeRef>bao_cao</bpmn:flowNodeRef></bpmn:lane></bpmn:laneSet>'
+        f'<bpmn:startEvent id="dinh_ky"><bpmn:timerEventDefinition><bpmn:timeCycle>{cycle}</bpmn:timeCycle>'
+        '</bpmn:timerEventDefinition></bpmn:startEvent>'
+        '<bpmn:sequenceFlow id="f1" sourceRef="dinh_ky" targetRef="bao_cao"/>'
+        '<bpmn:userTask id="bao_cao" name="Lập báo cáo định kỳ"/>'
+        '<bpmn:sequenceFlow id="f2" sourceRef="bao_cao" targetRef="e"/><bpmn:endEvent id="e"/>'
+        '</bpmn:process></bpmn:definitions>'
+    ).encode()

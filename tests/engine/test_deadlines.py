@@ -237,3 +237,48 @@ def test_two_workers_never_fire_the_same_timer_twice(engine, people, clock):
     assert (fired, done) == (8, 8)
     for w in workers:
         w.db.dispose()
+
+
+def _periodic(engine):
+    b = Bundle(key="bao_cao", descriptor={"key": "bao_cao", "start": {"owner": "SO_KHCN"}})
+    b.xml = {"bao_cao.bpmn": samples.periodic()}
+    engine.deploy_bundle(b)
+
+
+def _cases(engine) -> list[Instance]:
+    with engine.db.read() as session:
+        return list(session.scalars(select(Instance).order_by(Instance.id)))
+
+
+def test_a_timer_start_event_starts_a_new_case_each_cycle_and_catches_up_once(engine, people, clock):
+    _periodic(engine)
+    [start] = timers(engine, kind="start")
+    assert (start.dedupe_key, start.payload["cycles"]) == ("start:bao_cao", 3)
+    assert start.due_at == clock.now() + timedelta(days=1)
+    assert engine.fire_due_timers() == 0 and _cases(engine) == []
+
+    clock.advance(days=1, seconds=1)
+    assert engine.fire_due_timers() == 1
+    [first] = _cases(engine)
+    assert (first.owner_org, first.initiator_id) == ("SO_KHCN", None)
+    task = only_open_task(engine, first.id, "bao_cao")
+    assert (task.org_code, task.role) == ("SO_KHCN", "staff")
+    [start] = timers(engine, kind="start")
+    assert (start.state, start.due_at) == ("pending", clock.now() - timedelta(seconds=1) + timedelta(days=1))
+
+    clock.advance(days=5)  # nobody ran a worker for five days: one case, not five
+    assert engine.fire_due_timers() == 1
+    assert len(_cases(engine)) == 2
+    clock.advance(days=1, seconds=1)
+    assert engine.fire_due_timers() == 1
+    assert len(_cases(engine)) == 3
+    assert timers(engine, kind="start")[0].state == "done"  # R3: three cycles
+    clock.advance(days=3)
+    assert engine.fire_due_timers() == 0
+
+
+def test_a_periodic_process_started_by_hand_starts_now(engine, people):
+    _periodic(engine)
+    iid = engine.start_instance(people["khcn.cv"], "bao_cao")
+    assert only_open_task(engine, iid, "bao_cao").org_code == "SO_KHCN"
+    assert instance(engine, iid).status == "running"
