@@ -102,3 +102,22 @@ def normalize(root: etree._Element) -> etree._Element:
             if match:
                 el.text = _el_to_python(match.group(1))
     return root
+
+
+def take_start_timers(root: etree._Element) -> dict[str, tuple[str, str]]:
+    """Remove the timer of each process's own start event; return {process id: (kind, expression)}.
+
+    A timer start means "start a new case on this schedule" (the engine's timer table does
+    that); the case itself then starts at once, down one path, however it was started.
+    """
+    found = {}
+    for process in root.iter(f"{{{BPMN_NS}}}process"):
+        for start in process.findall(f"{{{BPMN_NS}}}startEvent"):
+            timer = start.find(f"{{{BPMN_NS}}}timerEventDefinition")
+            if timer is None:
+                continue
+            for child in timer:
+                if etree.QName(child).localname in ("timeCycle", "timeDate", "timeDuration") and child.text:
+                    found[process.get("id")] = (etree.QName(child).localname, child.text.strip())
+            start.remove(timer)
+    return found

@@ -120,6 +120,7 @@ class ParsedDefinition:
     descriptor: dict
     forms: dict
     human_tasks: dict[str, HumanTaskSpec]
+    start_timer: tuple[str, str] | None = None  # (timeCycle | timeDate | timeDuration, expression)
 
     @property
     def title(self) -> str:
@@ -130,8 +131,11 @@ class ParsedDefinition:
         return (self.spec, self.subprocess_specs)
 
 
-def parse_bundle(bundle: Bundle, max_bytes: int) -> ParsedDefinition:
-    """Parse and check a bundle without touching the database (lanes are checked in `deploy`)."""
+def parse_bundle(bundle: Bundle, max_bytes: int, check_forms: bool = True) -> ParsedDefinition:
+    """Parse and check a bundle without touching the database (lanes are checked in `deploy`).
+
+    `check_forms=False` when re-parsing a stored definition: its forms were checked at deploy.
+    """
     if not any(n.lower().endswith((".bpmn", ".bpmn20.xml", ".xml")) for n in bundle.xml):
         raise InvalidModel("Không có tệp BPMN nào.", "No BPMN file given.")
     descriptor = dict(bundle.descriptor or {"key": _safe_key(bundle.key)})
@@ -139,6 +143,9 @@ def parse_bundle(bundle: Bundle, max_bytes: int) -> ParsedDefinition:
     validate_descriptor(descriptor)
 
     roots = {name: bpmnxml.normalize(bpmnxml.parse_xml(name, raw, max_bytes)) for name, raw in bundle.xml.items()}
+    start_timers: dict[str, tuple[str, str]] = {}
+    for root in roots.values():
+        start_timers.update(bpmnxml.take_start_timers(root))
     dialect = "camunda" if any(bpmnxml.is_camunda(r) for r in roots.values()) else "spiff"
     parser = CamundaParser() if dialect == "camunda" else SpiffBpmnParser()
     try:
@@ -180,7 +187,7 @@ def parse_bundle(bundle: Bundle, max_bytes: int) -> ParsedDefinition:
     start_form = descriptor.get("start", {}).get("form")
     if start_form and start_form not in forms:
         raise InvalidModel(f"Thiếu biểu mẫu khởi tạo {start_form}.", f"Start form {start_form} is missing.")
-    for name, schema in forms.items():
+    for name, schema in forms.items() if check_forms else ():
         try:
             jsonschema.Draft202012Validator.check_schema(schema)
         except jsonschema.SchemaError as exc:
@@ -190,7 +197,7 @@ def parse_bundle(bundle: Bundle, max_bytes: int) -> ParsedDefinition:
                 {"form": name},
             ) from None
     return ParsedDefinition(None, descriptor["key"], process_id, dialect, spec, subprocess_specs, descriptor, forms,
-                            human)
+                            human, start_timers.get(process_id))
 
 
 def _wire_loop_tasks(specs) -> None:
@@ -372,7 +379,7 @@ class DefinitionCache:
             raise NotFound("Không tìm thấy phiên bản quy trình.", "Process version not found.")
         bundle = Bundle(key=row.process_key, descriptor=row.descriptor, forms=dict(row.forms))
         bundle.xml = {name: body.encode("utf-8") for name, body in row.files.items()}
-        parsed = parse_bundle(bundle, self._max_bytes)
+        parsed = parse_bundle(bundle, self._max_bytes, check_forms=False)
         parsed.definition_id = row.id
         parsed.descriptor = row.descriptor
         with self._lock:

@@ -48,6 +48,7 @@ DESCRIPTOR_SCHEMA = {
                 "roles": {"type": "array", "items": {"enum": ROLE_VALUES}},
                 "orgs": {"type": "array", "items": {"type": "string"}},
                 "owner": {"type": "string"},
+                "data": {"type": "object"},
             },
             "additionalProperties": False,
         },

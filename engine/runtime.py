@@ -176,12 +176,12 @@ class Engine(TaskActions):
             return result
 
     def _schedule_periodic_start(self, session: Session, result: DeployResult) -> None:
-        definition = periodic.timer_start(self._parsed(session, result.definition_id))
-        if definition is None:
+        start_timer = self._parsed(session, result.definition_id).start_timer
+        if start_timer is None:
             return
         now = self.now()
         due, cycles, period = periodic.first_run(
-            definition, lambda expr: self.script_engine.environment.evaluate(expr, {}), now)
+            start_timer, lambda expr: self.script_engine.environment.evaluate(expr, {}), now)
         TimerStore(session).arm_start(result.process_key, result.definition_id, due,
                                       {"cycles": cycles, "period": period}, now)
 
@@ -231,11 +231,6 @@ class Engine(TaskActions):
             error=None, created_at=now, updated_at=now, completed_at=None,
         )
         self._run_engine(wf, inst)
-        if periodic.timer_start(parsed) is not None:
-            periodic.release_start(wf, now)
-            self._run_engine(wf, inst)
-            wf.refresh_timers()  # a released cycle completes its start event on the next refresh
-            self._run_engine(wf, inst)
         record(session, Action.INSTANCE_STARTED, now, instance_id=inst, actor_id=actor_id,
                process_key=definition.process_key, version=definition.version)
         return inst, wf

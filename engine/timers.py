@@ -137,8 +137,8 @@ def _fire_start(engine: Engine, session, store: TimerStore, timer: dict, now) ->
 
     definition = session.get(Definition, timer["definition_id"])
     parsed = engine._parsed(session, definition.id)
-    owner = (parsed.descriptor.get("start") or {}).get("owner")
-    inst, wf = engine._start(session, None, definition, {}, owner)
+    rule = parsed.descriptor.get("start") or {}
+    inst, wf = engine._start(session, None, definition, dict(rule.get("data") or {}), rule.get("owner"))
     engine._save(session, inst, wf, parsed)
     plan = dict(timer["payload"] or {})
     cycles, period = plan.get("cycles", 1), plan.get("period", 0)

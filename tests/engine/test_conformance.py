@@ -340,13 +340,10 @@ def test_message_reply_completes_the_waiting_sender(replay):
 
 
 CORRELATION_XFAIL = (
-    "Message correlation is not used for routing. (1) projections._sync_subscriptions and "
-    "messages._event_for read the expected correlation from PendingBpmnEvent.value, which in Spiff 3.2 is the "
-    "list of CorrelationProperty objects (the values are in PendingBpmnEvent.correlations / wf.correlations), "
-    "so every subscription gets correlation_key '' and any reply is delivered to every instance waiting on "
-    "the name. (2) A plain-BPMN model is parsed with SpiffBpmnParser, whose send task throws an empty payload "
-    "without spiffworkflow:messagePayload, so wf.correlations is never set by the send (Spiff's own test, with "
-    "the plain BpmnParser, gets {'lover': {'lover_name': 'Peggy'}} right after the send)."
+    "A plain-BPMN model (no spiffworkflow:/camunda: extensions) is parsed with SpiffBpmnParser, whose send task "
+    "throws an EMPTY payload when it has no spiffworkflow:messagePayload; so the send never sets wf.correlations "
+    "(Spiff's own test, with the plain BpmnParser, sends the task data and gets {'lover': {'lover_name': "
+    "'Peggy'}}), the subscription is stored with correlation key '' and Alice's reply is delivered to Peggy's case"
 )
 
 
