@@ -5,10 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
-
-from engine.models import AuditEvent
 
 _PENDING = "dieuphoi_audit"
 
@@ -64,5 +61,9 @@ def flush_pending(session: Session) -> None:
     for row in rows or ():
         if row["instance_id"] is not None and not isinstance(row["instance_id"], int):
             row["instance_id"] = row["instance_id"].id  # an instance inserted by this same action
-    if rows:  # Core executemany: one statement, whatever keys each row leaves empty
-        session.connection().execute(insert(AuditEvent.__table__), rows)
+    if rows:  # one executemany on the driver: audit rows are on every action's path
+        from engine.store import Store
+
+        Store(session).execute_many(
+            "INSERT INTO audit_events (instance_id, task_id, actor_id, acting_for_id, action, details, at) "
+            "VALUES (:instance_id, :task_id, :actor_id, :acting_for_id, :action, :details, :at)", rows)

@@ -33,14 +33,15 @@ class Notifier:
         self.base_url = base_url.rstrip("/")
         self.tz = tz
 
-    def _send(self, store: Store, kind: str, key: str, people: list[dict], context: dict, at: datetime,
+    def _send(self, store: Store, kind: str, key: str, people: list[dict], context, at: datetime,
               instance_id: int | None, task_id: str | None) -> None:
+        """Render and queue one email; `context` is a callable, so nothing is looked up for nobody."""
         if not people:
             return
         from engine.mail import render
         from engine.outbox import enqueue
 
-        context = {**context, "base_url": self.base_url, "recipients": people}
+        context = {**context(), "base_url": self.base_url, "recipients": people}
         subject, text, html = render(kind, context)
         enqueue(store.session, kind=kind, dedupe_key=key, recipients=[p["email"] for p in people], subject=subject,
                 text=text, html=html, at=at, base_url=self.base_url, instance_id=instance_id, task_id=task_id)
@@ -60,21 +61,21 @@ class Notifier:
             people, kind = _people(store, user_ids=[task.assignee_id or task.candidate_user_id]), "task_assigned"
         else:
             people, kind = _people(store, org_code=task.org_code, roles=[task.role]), "task_assigned_unit"
-        self._send(store, kind, f"assigned:{task.id}", people, self._context(store, task, inst, process_title), at,
-                   inst.id, task.id)
+        self._send(store, kind, f"assigned:{task.id}", people, lambda: self._context(store, task, inst, process_title),
+                   at, inst.id, task.id)
 
     def returned(self, store: Store, task: TaskRow, inst: InstanceRow, process_title: str, reason: str,
                  by_name: str, at: datetime) -> None:
         people = _people(store, user_ids=[task.assignee_id] if task.assignee_id else [])
         self._send(store, "returned", f"returned:{task.id}", people,
-                   self._context(store, task, inst, process_title, reason=reason, actor_name=by_name), at,
+                   lambda: self._context(store, task, inst, process_title, reason=reason, actor_name=by_name), at,
                    inst.id, task.id)
 
     def reminder(self, store: Store, task: TaskRow, inst: InstanceRow, process_title: str, at: datetime) -> None:
         people = (_people(store, user_ids=[task.assignee_id]) if task.assignee_id
                   else _people(store, org_code=task.org_code, roles=[task.role]))
-        self._send(store, "reminder", f"remind:{task.id}", people, self._context(store, task, inst, process_title),
-                   at, inst.id, task.id)
+        self._send(store, "reminder", f"remind:{task.id}", people,
+                   lambda: self._context(store, task, inst, process_title), at, inst.id, task.id)
 
     def escalation(self, store: Store, task: TaskRow, inst: InstanceRow, process_title: str, level: int,
                    step: dict, overdue_days: int, at: datetime) -> None:
@@ -87,12 +88,12 @@ class Notifier:
             people = _people(store, org_code=org, roles=["supervisor", "leader"])
         assignee = _people(store, user_ids=[task.assignee_id])[0]["full_name"] if task.assignee_id else ""
         self._send(store, "escalation", f"escalation:{task.id}:{level}", people,
-                   self._context(store, task, inst, process_title, level=level, overdue_days=overdue_days,
-                                 assignee_name=assignee), at, inst.id, task.id)
+                   lambda: self._context(store, task, inst, process_title, level=level, overdue_days=overdue_days,
+                                         assignee_name=assignee), at, inst.id, task.id)
 
     def decision(self, store: Store, inst: InstanceRow, process_title: str, outcome: str, at: datetime) -> None:
         """The person who started the case hears how it ended."""
         people = _people(store, user_ids=[inst.initiator_id] if inst.initiator_id else [])
         context = {"instance_id": inst.id, "case_title": inst.title, "process_title": process_title,
                    "outcome": outcome, "case_url": f"{self.base_url}/instances/{inst.id}"}
-        self._send(store, "decision", f"decision:{inst.id}", people, context, at, inst.id, None)
+        self._send(store, "decision", f"decision:{inst.id}", people, lambda: context, at, inst.id, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,7 +13,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import select
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import assignment, forms, periodic, projections, serialization, timers
@@ -22,7 +23,7 @@ from engine.config import Settings
 from engine.db import Database
 from engine.definitions import Bundle, DefinitionCache, DeployResult, ParsedDefinition, deploy
 from engine.errors import Conflict, EngineError, Forbidden, InvalidInput, NotFound
-from engine.models import Definition, HumanTask, Instance, InstanceStatus, Organisation, Position, TaskState, User
+from engine.models import Definition, HumanTask, Instance, InstanceStatus, Organisation, TaskState, User
 from engine.notify import Notifier
 from engine.sandbox import make_script_engine
 from engine.store import InstanceRow, Store, TaskRow, TimerStore
@@ -31,6 +32,16 @@ from engine.workdays import WorkingCalendar
 
 log = logging.getLogger(__name__)
 MAX_REASON = 2000
+
+
+@dataclass(frozen=True)
+class DefinitionRef:
+    """What starting a case needs of a definition, without its files."""
+
+    id: int
+    process_key: str
+    version: int
+    title_vi: str
 
 
 def model_failure(exc: Exception, instance_id: int | None) -> InvalidInput:
@@ -185,16 +196,16 @@ class Engine(TaskActions):
         TimerStore(session).arm_start(result.process_key, result.definition_id, due,
                                       {"cycles": cycles, "period": period}, now)
 
-    def latest_definition(self, session: Session, process_key: str, version: int | None = None) -> Definition:
-        query = select(Definition).options(
-            load_only(Definition.id, Definition.process_key, Definition.version, Definition.title_vi)
-        ).where(Definition.process_key == process_key)
-        query = query.where(Definition.version == version) if version else query.order_by(Definition.version.desc())
-        definition = session.scalars(query.limit(1)).first()
-        if definition is None:
+    def latest_definition(self, session: Session, process_key: str, version: int | None = None) -> DefinitionRef:
+        """The version a new case of `process_key` runs (the newest, unless one is asked for)."""
+        store = Store(session)
+        sql = "SELECT id, process_key, version, title_vi FROM definitions WHERE process_key = :key"
+        found = (store.rows(sql + " AND version = :version", key=process_key, version=version) if version
+                 else store.rows(sql + " ORDER BY version DESC LIMIT 1", key=process_key))
+        if not found:
             raise NotFound(f"Không có quy trình '{process_key}'.", f"No process '{process_key}'.",
                            {"process": process_key})
-        return definition
+        return DefinitionRef(**found[0])
 
     # ---------------------------------------------------------------- instances
     def start_instance(self, actor_id: int | None, process_key: str, data: dict | None = None, *,
@@ -212,7 +223,7 @@ class Engine(TaskActions):
             self._save(session, inst, wf, parsed, inst.initiator_id)
             return inst.id
 
-    def _start(self, session: Session, actor_id: int | None, definition: Definition, data: dict,
+    def _start(self, session: Session, actor_id: int | None, definition: DefinitionRef | Definition, data: dict,
                owner_org: str | None) -> tuple[InstanceRow, BpmnWorkflow]:
         """Create the instance and run it to its first wait state; the caller saves it (one INSERT)."""
         starter = self._starter(session, actor_id)
@@ -239,13 +250,13 @@ class Engine(TaskActions):
         """(is_admin, [(org, role)]) of an active starter, in one statement; None for the system."""
         if actor_id is None:
             return None
-        rows = session.execute(
-            select(User.active, User.is_admin, Position.org_code, Position.role)
-            .outerjoin(Position, Position.user_id == User.id).where(User.id == actor_id).order_by(Position.id)
-        ).all()
-        if not rows or not rows[0].active:
+        rows = Store(session).rows(
+            "SELECT users.active, users.is_admin, positions.org_code, positions.role FROM users "
+            "LEFT JOIN positions ON positions.user_id = users.id WHERE users.id = :id ORDER BY positions.id",
+            id=actor_id)
+        if not rows or not rows[0]["active"]:
             raise Forbidden("Tài khoản không hợp lệ hoặc đã bị khóa.", "Unknown or disabled account.")
-        return rows[0].is_admin, [(r.org_code, r.role) for r in rows if r.org_code is not None]
+        return bool(rows[0]["is_admin"]), [(r["org_code"], r["role"]) for r in rows if r["org_code"] is not None]
 
     def _owner_org(self, session: Session, starter, owner_org: str | None, parsed: ParsedDefinition) -> str | None:
         """The owning organisation: as asked (if the starter belongs to it), else the starter's first fitting one."""

@@ -129,6 +129,14 @@ class Store:
             bound = {n: self._bind(n, params[n]) for n in names}
         return self.conn.exec_driver_sql(text, bound)
 
+    def execute_many(self, sql: str, rows: list[dict]) -> None:
+        text, names = _translate(sql, self.sqlite)
+        if self.sqlite:
+            params = [tuple(self._bind(n, r[n]) for n in names) for r in rows]
+        else:
+            params = [{n: self._bind(n, r[n]) for n in names} for r in rows]
+        self.conn.exec_driver_sql(text, params)
+
     def rows(self, sql: str, **params) -> list[dict]:
         result = self.execute(sql, **params)
         keys = list(result.keys())
@@ -196,19 +204,11 @@ class Store:
         )]
 
     def insert_tasks(self, rows: list[TaskRow]) -> None:
-        if not rows:
-            return
-        text, names = _translate(
-            f"INSERT INTO human_tasks ({', '.join(_TASK_COLUMNS)}) "
-            f"VALUES ({', '.join(':' + c for c in _TASK_COLUMNS)})",
-            self.sqlite,
-        )
-        params = [
-            tuple(self._bind(n, getattr(r, n)) for n in names) if self.sqlite
-            else {n: self._bind(n, getattr(r, n)) for n in names}
-            for r in rows
-        ]
-        self.conn.exec_driver_sql(text, params)
+        if rows:
+            self.execute_many(
+                f"INSERT INTO human_tasks ({', '.join(_TASK_COLUMNS)}) "
+                f"VALUES ({', '.join(':' + c for c in _TASK_COLUMNS)})",
+                [{c: getattr(r, c) for c in _TASK_COLUMNS} for r in rows])
 
     def save_task(self, row: TaskRow) -> None:
         if not row.changed:
