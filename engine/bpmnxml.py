@@ -62,10 +62,12 @@ def parse_xml(name: str, raw: bytes, max_bytes: int) -> etree._Element:
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 
 
-def is_camunda(root: etree._Element) -> bool:
-    """Camunda dialect when camunda: elements or attributes are used and no spiffworkflow: ones.
+def dialect(root: etree._Element) -> str:
+    """'camunda', 'spiff' or plain 'bpmn', by the extensions a model actually uses.
 
-    Camunda Modeler declares xmlns:camunda in every export, so a declaration alone says nothing.
+    Camunda Modeler declares xmlns:camunda in every export, so a declaration alone says
+    nothing; a model using neither extension runs on Spiff's plain BPMN parser, which is
+    what other modelers' files (e.g. send/receive tasks without payload extensions) expect.
     """
     uses_camunda = uses_spiff = False
     for el in root.iter(etree.Element):
@@ -73,7 +75,13 @@ def is_camunda(root: etree._Element) -> bool:
         uses_spiff = uses_spiff or namespace == SPIFF_NS
         uses_camunda = uses_camunda or namespace == CAMUNDA_NS or any(
             a.startswith(f"{{{CAMUNDA_NS}}}") for a in el.attrib)
-    return uses_camunda and not uses_spiff
+    if uses_spiff:
+        return "spiff"
+    return "camunda" if uses_camunda else "bpmn"
+
+
+def is_camunda(root: etree._Element) -> bool:
+    return dialect(root) == "camunda"
 
 
 def _el_to_python(expr: str) -> str:

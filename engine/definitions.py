@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import jsonschema
 from lxml import etree
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
@@ -28,6 +30,7 @@ from engine.forms import camunda_form_schema
 from engine.models import Definition, Organisation
 
 DESCRIPTOR_NAME = "process.json"
+_ELEMENT_REPR = re.compile(r"<Element \{[^}]*\}(\w+) at 0x[0-9a-f]+>")
 MAX_FILES = 50
 
 
@@ -146,8 +149,11 @@ def parse_bundle(bundle: Bundle, max_bytes: int, check_forms: bool = True) -> Pa
     start_timers: dict[str, tuple[str, str]] = {}
     for root in roots.values():
         start_timers.update(bpmnxml.take_start_timers(root))
-    dialect = "camunda" if any(bpmnxml.is_camunda(r) for r in roots.values()) else "spiff"
-    parser = CamundaParser() if dialect == "camunda" else SpiffBpmnParser()
+    dialects = {bpmnxml.dialect(r) for n, r in roots.items() if not n.lower().endswith(".dmn")}
+    has_dmn = any(n.lower().endswith(".dmn") for n in roots)
+    dialect = ("camunda" if "camunda" in dialects else
+               "spiff" if "spiff" in dialects or has_dmn else "bpmn")
+    parser = {"camunda": CamundaParser, "spiff": SpiffBpmnParser, "bpmn": BpmnParser}[dialect]()
     try:
         for name, root in roots.items():
             namespace = etree.QName(root).namespace or ""
@@ -162,8 +168,9 @@ def parse_bundle(bundle: Bundle, max_bytes: int, check_forms: bool = True) -> Pa
                 parser.add_bpmn_xml(root, filename=name)
         process_id, spec, subprocess_specs = _primary_spec(parser, descriptor)
     except (ValidationException, SpiffWorkflowException) as exc:
+        reason = _ELEMENT_REPR.sub(r"<\1>", str(exc)).strip()  # no memory addresses in a user's message
         raise InvalidModel(
-            f"Mô hình BPMN không hợp lệ: {exc}", f"Invalid BPMN model: {exc}", {"reason": str(exc)}
+            f"Mô hình BPMN không hợp lệ: {reason}", f"Invalid BPMN model: {reason}", {"reason": reason}
         ) from None
     except (KeyError, AttributeError, TypeError, ValueError, IndexError) as exc:
         # Spiff's parser assumes well-formed models; report what it tripped on instead of a stack trace.

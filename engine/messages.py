@@ -22,7 +22,7 @@ from engine.store import Store
 if TYPE_CHECKING:
     from engine.runtime import Engine
 
-_CLASSES = {"spiff": SpiffMessage, "camunda": CamundaMessage}
+_CLASSES = {"spiff": SpiffMessage, "camunda": CamundaMessage, "bpmn": BpmnMessage}
 
 
 def message_event_class(dialect: str) -> type[BpmnMessage]:
@@ -31,15 +31,16 @@ def message_event_class(dialect: str) -> type[BpmnMessage]:
 
 def _event_for(wf, dialect: str, name: str, flat: dict, payload) -> BpmnEvent:
     """Build the event with the class of the definition actually waiting (Spiff matches by exact class)."""
-    correlations = {
-        key: props for key, props in (wf.correlations or {}).items()
-        if isinstance(props, dict) and props and all(flat.get(p) == v for p, v in props.items())
-    }
-    cls = message_event_class(dialect)
+    cls, known = message_event_class(dialect), dict(wf.correlations or {})
     for task in list(wf.event_manager.tasks.values()):
         for definition in projections._definitions(getattr(task.task_spec, "event_definition", None)):
             if isinstance(definition, BpmnMessage) and definition.name == name:
                 cls = type(definition)
+                known.update(task.workflow.correlations or {})  # a waiting subprocess keeps its own
+    correlations = {
+        key: props for key, props in known.items()
+        if isinstance(props, dict) and props and all(flat.get(p) == v for p, v in props.items())
+    }
     return BpmnEvent(cls(name), payload, correlations=correlations)
 
 

@@ -178,7 +178,8 @@ def waiting_messages(wf: BpmnWorkflow) -> set[tuple[str, str]]:
         for definition in _definitions(getattr(task.task_spec, "event_definition", None)):
             if isinstance(definition, MessageEventDefinition):
                 props = {cp.name for cp in definition.correlation_properties}
-                flat = flatten_correlations(wf.correlations, props) if props else {}
+                # The waiting task's own (sub)process holds the correlation its messages must match.
+                flat = flatten_correlations(task.workflow.correlations, props) if props else {}
                 wanted.add((definition.name, correlation_key(flat)))
     return wanted
 

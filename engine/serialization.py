@@ -7,6 +7,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.config import DEFAULT_CONFIG
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
@@ -50,7 +51,7 @@ def _make(config: dict) -> BpmnWorkflowSerializer:
     return BpmnWorkflowSerializer(registry)
 
 
-SERIALIZERS = {"spiff": _make(SPIFF_CONFIG), "camunda": _make(CAMUNDA_CONFIG)}
+SERIALIZERS = {"spiff": _make(SPIFF_CONFIG), "camunda": _make(CAMUNDA_CONFIG), "bpmn": _make(DEFAULT_CONFIG)}
 SERIALIZER_VERSION = SERIALIZERS["spiff"].VERSION
 
 

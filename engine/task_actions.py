@@ -175,7 +175,10 @@ class TaskActions:
             if previous is None:
                 raise Conflict("Không có bước trước để trả lại.", "There is no previous step to return to.")
             submitter = store.last_completer(inst.id, str(previous.id))
+            submitted = dict(previous.data)
             wf.reset_from_task_id(previous.id)
+            # The reopened step keeps what was submitted, so the form comes back filled in.
+            wf.get_task_from_id(previous.id).data.update(submitted)
             self._run_engine(wf, inst)
             now = self.now()
             task.set(state=TaskState.RETURNED.value, completed_at=now, completed_by=actor_id, acting_for=acting_for,

@@ -22,6 +22,10 @@ def create_app(engine: Engine | None = None, test_config: dict | None = None) ->
 
     app.register_blueprint(status_bp)
 
+    from webui.api import init_api  # REST API /api/v1 (JSON errors for every /api/ path)
+
+    init_api(app)
+
     @app.errorhandler(EngineError)
     def _engine_error(exc: EngineError):
         return jsonify(error=exc.to_dict()), exc.status

@@ -1,0 +1,24 @@
+"""BPMN messages from other systems: wake the waiting case(s), or start a process on a message start event."""
+
+from __future__ import annotations
+
+from engine.errors import Forbidden
+from webui.api import schemas as S
+from webui.api.auth import engine
+from webui.api.spec import api_route
+
+
+@api_route("POST", "/messages", summary="Gửi thông điệp BPMN / deliver a BPMN message", tag="messages",
+           body=S.MESSAGE, body_required=True, response="MessageResult", errors=(403, 404, 409))
+def deliver_message(call):
+    """Administrators only (an integration uses a token of an administrator account): a message
+    reaches cases of any unit. Delivered to every case waiting for `name` whose correlation values match
+    `correlations`; if none waits and a process starts on this message, a case is started. The
+    `payload` becomes the message's data. 404 if nothing waits for the message."""
+    if not call.actor.is_admin:
+        raise Forbidden("Chỉ quản trị hệ thống (hoặc tài khoản tích hợp) được gửi thông điệp.",
+                        "Only an administrator or an integration account may deliver messages.")
+    body = call.body
+    delivered = engine().deliver_message(call.actor.id, body["name"], body.get("correlations") or {},
+                                         body.get("payload") or {})
+    return {"instances": delivered}
