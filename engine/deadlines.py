@@ -120,6 +120,10 @@ def schedule(cal: WorkingCalendar, spec: dict | None, created_at: datetime, data
         remind = None
     ladder = [(level, shift(cal, due, step["after"]) if step["after"] not in ("0wd", "PT0S") else due, step)
               for level, step in enumerate(spec.get("escalate", []), start=1)]
+    # A task opened after some levels were already due (reopened past a date deadline) gets
+    # only the highest of those, now, not every notice at once.
+    past = [entry for entry in ladder if entry[1] <= created_at]
+    ladder = past[-1:] + [entry for entry in ladder if entry[1] > created_at]
     return Schedule(due, remind, ladder)
 
 

@@ -100,8 +100,16 @@ def correlation_key(flat: dict) -> str:
 def summarise(inst: InstanceRow, wf: BpmnWorkflow, parsed: ParsedDefinition, now: datetime) -> None:
     """The instance row's own projections: business fields, next timer, completion."""
     completed = wf.is_completed()
-    data = wf.data if completed else (wf.last_task.data if wf.last_task else {})
-    inst.business = business_fields(parsed, data) or inst.business
+    last = wf.last_task
+    if completed:
+        data = wf.data
+    elif last is not None and last.workflow is wf and not last.task_spec.name.endswith(" [child]"):
+        data = last.data
+    else:
+        data = {}  # a step inside a called process or of one multi-instance item speaks for itself only
+    if not inst.business:
+        inst.business = business_fields(parsed, wf.task_tree.data)
+    inst.business = {**inst.business, **business_fields(parsed, data)}
     inst.next_timer_at = None if completed else next_timer_at(wf, now)
     if completed and inst.status == InstanceStatus.RUNNING.value:
         inst.status = InstanceStatus.COMPLETED.value

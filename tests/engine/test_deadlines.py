@@ -282,3 +282,17 @@ def test_a_periodic_process_started_by_hand_starts_now(engine, people):
     iid = engine.start_instance(people["khcn.cv"], "bao_cao")
     assert only_open_task(engine, iid, "bao_cao").org_code == "SO_KHCN"
     assert instance(engine, iid).status == "running"
+
+
+def test_a_task_opened_after_its_date_deadline_gets_only_the_highest_due_escalation(engine, people, clock):
+    spec = {"due": "data:han_nop", "escalate": [{"after": "0wd"}, {"after": "1wd", "notify": "lead", "org": "SO_KHCN"},
+                                                {"after": "10wd"}]}
+    b = Bundle(key="han", descriptor={"key": "han", "tasks": {"submit": spec}})
+    b.xml = {"han.bpmn": samples.approval("han")}
+    engine.deploy_bundle(b)
+    iid = engine.start_instance(people["nn.cv"], "han", {"han_nop": "2026-11-25"})  # already past on 30/11
+    task = only_open_task(engine, iid)
+    assert [(t.level, t.kind) for t in timers(engine, task_id=task.id)] == [(2, "escalate"), (3, "escalate")]
+    assert engine.fire_due_timers() == 1
+    [email] = outbox(engine, "escalation")
+    assert email.recipients == ["khcn.ld@dieuphoi.local"] and "quá hạn 3 ngày làm việc" in email.subject
