@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
+from jinja2 import ChainableUndefined
+from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import and_, exists, false, or_, select, true
 from sqlalchemy.orm import Session, defer, load_only
 
@@ -268,7 +271,9 @@ def task_detail(session: Session, user: User, task_id: str, today: date, now: da
     schema = forms.get(task.form_key) if task.form_key else None
     out["form_schema"] = schema
     out["form_ui_schema"] = _ui_schema(forms, task.form_key)
-    out["instructions"] = _instructions(session, definitions, definition.id, task.task_name)
+    data = task_data(session, definitions, inst, task.spiff_task_id) if task.state == OPEN else None
+    out["instructions"] = render_instructions(_instructions(session, definitions, definition.id, task.task_name),
+                                              data or {})
     may_act = task.state == OPEN and may_act_now(session, user.id, task.id, today)
     out["actions"] = {
         "complete": may_act and inst.status == "running",
@@ -278,7 +283,7 @@ def task_detail(session: Session, user: User, task_id: str, today: date, now: da
         "return": may_act and inst.status == "running",
     }
     out["instance"] = instance_summary(inst, definition, users, orgs)
-    out["data"] = latest_data(session, definitions, inst) if task.state == OPEN else None
+    out["data"] = data
     return out
 
 
@@ -459,6 +464,32 @@ def latest_data(session: Session, definitions, inst: Instance) -> dict | None:
     except Exception:  # noqa: BLE001 - show the rest of the case even if its state cannot be read
         log.exception("state of instance %s could not be read", inst.id)
         return None
+
+
+def task_data(session: Session, definitions, inst: Instance, spiff_task_id: str) -> dict | None:
+    """The data an open step sees: its own (a unit's multi-instance step sees its unit, not the last one)."""
+    try:
+        parsed = definitions.get(session, inst.definition_id)
+        wf = serialization.loads(inst.state, parsed.dialect, inst.definition_id, parsed.spec_pair)
+        spiff = wf.get_task_from_id(UUID(spiff_task_id))
+        return json_safe(dict(spiff.data)) if spiff is not None else None
+    except Exception:  # noqa: BLE001 - show the rest of the task even if its state cannot be read
+        log.exception("state of instance %s could not be read", inst.id)
+        return None
+
+
+_JINJA = SandboxedEnvironment(autoescape=False, undefined=ChainableUndefined)
+MAX_INSTRUCTIONS = 20_000
+
+
+def render_instructions(template: str | None, data: dict) -> str | None:
+    """Fill a step's `{{ field }}` placeholders from its data, in Jinja's sandbox; plain text out (escaped by views)."""
+    if not template:
+        return template
+    try:
+        return _JINJA.from_string(template).render(**data)[:MAX_INSTRUCTIONS]
+    except Exception:  # noqa: BLE001 - a broken template shows as written rather than failing the page
+        return template
 
 
 def json_safe(value, depth: int = 0):
