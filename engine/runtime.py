@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +34,38 @@ from engine.workdays import WorkingCalendar
 
 log = logging.getLogger(__name__)
 MAX_REASON = 2000
+
+
+_WRITTEN = "dieuphoi_written_workflows"
+
+
+class LiveWorkflows:
+    """The workflow objects this process last committed, keyed by (instance, version).
+
+    Loading a case deserializes its whole state; when the same process acts on the case
+    again (submit then approve, a burst of completions), the object it just saved is still
+    exactly what the database holds. An entry is published only after its transaction
+    commits, and taken (removed) by whoever uses it, so a rolled-back or concurrently
+    changed case can never be served from here: any other version is a miss.
+    """
+
+    def __init__(self, size: int = 512):
+        self._size = size
+        self._items: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def publish(self, written) -> None:
+        with self._lock:
+            for instance_id, version, wf in written:
+                self._items[instance_id] = (version, wf)
+                self._items.move_to_end(instance_id)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def take(self, instance_id: int, version: int) -> BpmnWorkflow | None:
+        with self._lock:
+            entry = self._items.pop(instance_id, None)
+        return entry[1] if entry is not None and entry[0] == version else None
 
 
 @dataclass(frozen=True)
@@ -71,6 +105,7 @@ class Engine(TaskActions):
         self.calendar = WorkingCalendar(tz=settings.timezone)
         self.notifier = Notifier(settings.base_url, self.tz)
         self.worker = timers.worker_name()
+        self.live = LiveWorkflows()
 
     # ------------------------------------------------------------------ helpers
     def now(self) -> datetime:
@@ -85,6 +120,8 @@ class Engine(TaskActions):
         try:
             with clockmod.using(self.clock), self.db.write() as session:
                 yield session
+                written = session.info.pop(_WRITTEN, ())
+            self.live.publish(written)  # only after the commit: see LiveWorkflows
         except StaleDataError:
             raise Conflict(
                 "Người khác vừa xử lý hồ sơ này. Vui lòng tải lại trang.",
@@ -107,8 +144,10 @@ class Engine(TaskActions):
 
     def _load(self, session: Session, inst: InstanceRow) -> tuple[BpmnWorkflow, ParsedDefinition]:
         parsed = self._parsed(session, inst.definition_id)
-        wf = serialization.loads(inst.state, parsed.dialect, inst.definition_id, parsed.spec_pair)
-        wf.script_engine = self.script_engine
+        wf = self.live.take(inst.id, inst.version)
+        if wf is None:
+            wf = serialization.loads(inst.state, parsed.dialect, inst.definition_id, parsed.spec_pair)
+            wf.script_engine = self.script_engine
         return wf, parsed
 
     @staticmethod
@@ -154,6 +193,7 @@ class Engine(TaskActions):
             if open_rows is None:
                 open_rows = store.open_tasks(inst.id)
             store.update_instance(inst, *self._SAVED)
+        session.info.setdefault(_WRITTEN, []).append((inst.id, inst.version, wf))
         created = projections.sync_tasks(store, inst, wf, parsed, now, open_rows, self.calendar, self.tz)
         if rearm or inst.next_timer_at != previous_timer:
             store.arm_bpmn(inst.id, inst.next_timer_at, now)

@@ -33,6 +33,29 @@ def _translate(sql: str, qmark: bool) -> tuple[str, tuple[str, ...]]:
     return _PARAM.sub(lambda m: f"%({m.group(1)})s", sql.replace("%", "%%")), names
 
 
+class _Result:
+    """What the callers of `Store.execute` use of a result, read before the cursor closes."""
+
+    def __init__(self, cursor):
+        self.rowcount = cursor.rowcount
+        self._keys = [d[0] for d in cursor.description] if cursor.description else []
+        self._rows = cursor.fetchall() if cursor.description else []
+
+    def keys(self) -> list[str]:
+        return self._keys
+
+    def fetchall(self) -> list:
+        return self._rows
+
+    def first(self):
+        return self._rows[0] if self._rows else None
+
+    def scalar_one(self):
+        if len(self._rows) != 1:
+            raise LookupError(f"expected one row, got {len(self._rows)}")
+        return self._rows[0][0]
+
+
 @dataclass
 class InstanceRow:
     id: int | None
@@ -121,13 +144,23 @@ class Store:
             return value.replace(tzinfo=timezone.utc)
         return value
 
-    def execute(self, sql: str, **params):
+    def _cursor(self):
+        # The DB-API cursor of the transaction's own connection: SQLAlchemy still begins,
+        # commits and rolls back the transaction; it just does not wrap every statement.
+        return self.conn.connection.dbapi_connection.cursor()
+
+    def execute(self, sql: str, **params) -> _Result:
         text, names = _translate(sql, self.sqlite)
         if self.sqlite:
             bound = tuple(self._bind(n, params[n]) for n in names)
         else:
             bound = {n: self._bind(n, params[n]) for n in names}
-        return self.conn.exec_driver_sql(text, bound)
+        cursor = self._cursor()
+        try:
+            cursor.execute(text, bound)
+            return _Result(cursor)
+        finally:
+            cursor.close()
 
     def execute_many(self, sql: str, rows: list[dict]) -> None:
         text, names = _translate(sql, self.sqlite)
@@ -135,7 +168,11 @@ class Store:
             params = [tuple(self._bind(n, r[n]) for n in names) for r in rows]
         else:
             params = [{n: self._bind(n, r[n]) for n in names} for r in rows]
-        self.conn.exec_driver_sql(text, params)
+        cursor = self._cursor()
+        try:
+            cursor.executemany(text, params)
+        finally:
+            cursor.close()
 
     def rows(self, sql: str, **params) -> list[dict]:
         result = self.execute(sql, **params)
