@@ -217,3 +217,22 @@ def test_a_message_reaches_only_the_instance_with_the_matching_correlation(engin
     assert open_tasks(engine, ids["HS-001"]) == []  # still waiting
     with pytest.raises(NotFound):
         engine.deliver_message(None, "ket_qua", {"ma_ho_so": "HS-999"}, {})
+
+
+def test_workflows_kept_live_between_actions_never_serve_a_stale_or_rolled_back_state(engine, people, duyet):
+    from engine.db import Database
+    from engine.runtime import Engine
+
+    other = Engine(Database.from_settings(engine.settings), engine.settings, engine.clock)
+    submit = only_open_task(engine, duyet, "submit")
+    with pytest.raises(InvalidInput):  # loads (and takes) the live workflow, then rolls back
+        engine.complete_task(people["nn.cv"], submit.id, {"noi_dung": "ab", "so_tien": 1})
+    engine.complete_task(people["nn.cv"], submit.id, {"noi_dung": "đủ dài", "so_tien": 5})
+    approve = only_open_task(engine, duyet, "approve")
+    other.claim(people["nn.ld"], approve.id)  # another process changes the case meanwhile
+    engine.complete_task(people["nn.ld"], approve.id, {})
+    assert instance(engine, duyet).status == "completed"
+    from tests.engine.helpers import round_trip
+
+    round_trip(engine, duyet)
+    other.db.dispose()
