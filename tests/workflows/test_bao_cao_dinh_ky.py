@@ -6,9 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from engine.definitions import Bundle
 from engine.errors import Forbidden, InvalidInput
 from engine.models import HumanTask, Instance, InstanceStatus
 from workflows import WORKFLOWS_DIR
@@ -104,24 +103,19 @@ def test_only_khcn_staff_open_a_period_for_valid_units(run, staff):
     assert run.instance_count() == 0
 
 
-def test_timer_start_event_opens_a_period_on_schedule(engine, staff, clock):
-    bundle = Bundle.from_path(WORKFLOWS_DIR / KEY, engine.settings.max_upload_bytes)
-    name = f"{KEY}.bpmn"
-    outgoing = b"<bpmn:outgoing>f_bat_dau</bpmn:outgoing>"
-    assert bundle.xml[name].count(outgoing) == 1
-    bundle.xml[name] = bundle.xml[name].replace(outgoing, outgoing + (
-        b'<bpmn:timerEventDefinition id="chu_ky_6_thang"><bpmn:timeCycle>R/P6M</bpmn:timeCycle>'
-        b"</bpmn:timerEventDefinition>"))
-    # A case started by the schedule gets its data from the descriptor: who reports, what period.
-    bundle.descriptor = {**bundle.descriptor, "start": {"roles": ["staff"], "orgs": ["SO_KHCN"], "owner": "SO_KHCN",
-                                                        "data": PERIOD}}
-    engine.deploy_bundle(bundle)
+def test_the_report_opens_a_period_every_six_months_and_can_be_started_by_hand(engine, staff, clock):
+    """The bundled model's start event carries the R/P6M cycle; scheduled cases take the descriptor's data."""
+    engine.deploy_path(WORKFLOWS_DIR / KEY)
     clock.advance(days=150)
     assert engine.fire_due_timers() == 0  # the first period ends after six months
     clock.advance(days=50)
-    engine.fire_due_timers()
+    assert engine.fire_due_timers() >= 1
     with engine.db.read() as session:
         cases = list(session.scalars(select(Instance).where(Instance.process_key == KEY)))
         drafts = session.scalars(select(HumanTask.org_code).where(HumanTask.state == "open")).all()
     assert [(c.owner_org, c.initiator_id) for c in cases] == [("SO_KHCN", None)]
-    assert sorted(drafts) == sorted(UNITS)  # every unit got its report to draft
+    assert "SO_YT" in drafts and "UBND_TP_PLEIKU" in drafts and "SO_KHCN" not in drafts
+    manual = engine.start_instance(staff["khcn.cv"], KEY, PERIOD)  # a manual start does not wait for the cycle
+    with engine.db.read() as session:
+        assert session.scalar(select(func.count(HumanTask.id)).where(
+            HumanTask.instance_id == manual, HumanTask.state == "open")) == len(UNITS)
