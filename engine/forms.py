@@ -7,14 +7,6 @@ import jsonschema
 from engine.errors import InvalidInput
 
 
-def _field_path(error: jsonschema.ValidationError) -> str:
-    path = list(error.absolute_path)
-    if error.validator == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else ""
-        path.append(missing)
-    return "/".join(str(p) for p in path) or "/"
-
-
 def _number(value) -> str:
     """Vietnamese thousands separator: 1.500.000."""
     return f"{value:,}".replace(",", ".") if isinstance(value, (int, float)) else str(value)
@@ -35,7 +27,9 @@ _MESSAGES = {
     "format": lambda v: (f"Không đúng định dạng {v}.", f"Not a valid {v}."),
     "minItems": lambda v: (f"Cần ít nhất {v} mục.", f"At least {v} items."),
     "maxItems": lambda v: (f"Tối đa {v} mục.", f"At most {v} items."),
-    "additionalProperties": lambda v: ("Có trường không được phép.", "Unexpected field."),
+    "additionalProperties": lambda v: ("Trường không được phép.", "Unexpected field."),
+    "maxProperties": lambda v: (f"Tối đa {v} trường.", f"At most {v} fields."),
+    "oneOf": lambda v: ("Cần đúng một trong các trường thay thế.", "Exactly one of the alternatives is required."),
 }
 
 
@@ -56,16 +50,38 @@ def _type_vi(value) -> str:
     return names.get(value, str(value))
 
 
+def message_for_type(expected: str) -> str:
+    return f"Sai kiểu dữ liệu (cần {_type_vi(expected)}). / Wrong type (expected {expected})."
+
+
+def field_errors(schema: dict, value, root: str = "/", format_checker=None) -> dict[str, str]:
+    """{field path: message} for every violation, one message per field (paths like `items/0/so_tien`)."""
+    details: dict[str, str] = {}
+    validator = jsonschema.Draft202012Validator(schema, format_checker=format_checker)
+    for error in sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path]):
+        path = [str(p) for p in error.absolute_path]
+        if error.validator == "required":
+            missing = error.message.split("'")[1] if "'" in error.message else ""
+            details.setdefault("/".join([*path, missing]) or root, _message(error))
+        elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            allowed = set(error.schema.get("properties", {}))
+            for extra in sorted(k for k in error.instance if k not in allowed):
+                details.setdefault("/".join([*path, extra]), _message(error))
+        elif error.validator == "oneOf" and not path:
+            names = [r for option in error.validator_value for r in option.get("required", [])]
+            details.setdefault(" | ".join(names) or root, _message(error))
+        else:
+            details.setdefault("/".join(path) or root, _message(error))
+    return details
+
+
 def validate(schema: dict | None, data: dict) -> dict:
     """Return the data if valid; otherwise raise InvalidInput with {field: message}."""
     if not isinstance(data, dict):
         raise InvalidInput("Dữ liệu biểu mẫu phải là một đối tượng.", "Form data must be an object.")
     if not schema:
         return data
-    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
-    details: dict[str, str] = {}
-    for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
-        details.setdefault(_field_path(error), _message(error))
+    details = field_errors(schema, data, format_checker=jsonschema.FormatChecker())
     if details:
         raise InvalidInput(
             "Biểu mẫu có trường chưa hợp lệ, vui lòng kiểm tra lại.",

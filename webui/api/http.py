@@ -14,10 +14,10 @@ import re
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
-import jsonschema
 from flask import Response, request
 from werkzeug.exceptions import HTTPException
 
+from engine import forms
 from engine.errors import EngineError, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -199,56 +199,9 @@ def _short(text: str, limit: int = 200) -> str:
 
 
 # ------------------------------------------------------------------ validation
-def _type_vi(value) -> str:
-    names = {"string": "chuỗi", "integer": "số nguyên", "number": "số", "boolean": "đúng/sai",
-             "array": "danh sách", "object": "đối tượng", "null": "rỗng"}
-    values = value if isinstance(value, list) else [value]
-    return " hoặc ".join(names.get(v, str(v)) for v in values)
-
-
-_MESSAGES = {
-    "required": lambda v: ("Trường này là bắt buộc.", "This field is required."),
-    "type": lambda v: (f"Sai kiểu dữ liệu (cần {_type_vi(v)}).", f"Wrong type (expected {v})."),
-    "minLength": lambda v: (f"Cần ít nhất {v} ký tự.", f"At least {v} characters."),
-    "maxLength": lambda v: (f"Tối đa {v} ký tự.", f"At most {v} characters."),
-    "minimum": lambda v: (f"Giá trị phải từ {v} trở lên.", f"Must be at least {v}."),
-    "maximum": lambda v: (f"Giá trị không được vượt quá {v}.", f"Must be at most {v}."),
-    "enum": lambda v: ("Giá trị phải là một trong: " + ", ".join(map(str, v)) + ".",
-                       "Must be one of: " + ", ".join(map(str, v)) + "."),
-    "pattern": lambda v: ("Giá trị không đúng định dạng.", "Value does not match the required format."),
-    "additionalProperties": lambda v: ("Trường không được phép.", "Unexpected field."),
-    "maxProperties": lambda v: (f"Tối đa {v} trường.", f"At most {v} fields."),
-    "minItems": lambda v: (f"Cần ít nhất {v} mục.", f"At least {v} items."),
-    "oneOf": lambda v: ("Cần đúng một trong các trường thay thế.", "Exactly one of the alternatives is required."),
-}
-
-
-def _message(error: jsonschema.ValidationError) -> str:
-    make = _MESSAGES.get(error.validator)
-    vi, en = make(error.validator_value) if make else ("Giá trị không hợp lệ.", "Invalid value.")
-    return f"{vi} / {en}"
-
-
-def field_errors(schema: dict, value, root: str = "body") -> dict[str, str]:
-    """{field path: message} for every violation, one message per field."""
-    details: dict[str, str] = {}
-    validator = jsonschema.Draft202012Validator(schema)
-    for error in sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path]):
-        path = [str(p) for p in error.absolute_path]
-        if error.validator == "required":
-            missing = error.message.split("'")[1] if "'" in error.message else ""
-            path.append(missing)
-            details.setdefault("/".join(path) or root, _message(error))
-        elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
-            allowed = set(error.schema.get("properties", {}))
-            for extra in sorted(k for k in error.instance if k not in allowed):
-                details.setdefault("/".join([*path, extra]), _message(error))
-        elif error.validator == "oneOf" and not path:
-            names = [r for option in error.validator_value for r in option.get("required", [])]
-            details.setdefault(" | ".join(names) or root, _message(error))
-        else:
-            details.setdefault("/".join(path) or root, _message(error))
-    return details
+# One wording of every schema violation, shared with the engine's form checks.
+field_errors = forms.field_errors
+_message_for_type = forms.message_for_type
 
 
 def validate_body(schema: dict, value) -> dict:
@@ -261,8 +214,6 @@ def validate_body(schema: dict, value) -> dict:
     return value
 
 
-def _message_for_type(expected: str) -> str:
-    return f"Sai kiểu dữ liệu (cần {_type_vi(expected)}). / Wrong type (expected {expected})."
 
 
 # ------------------------------------------------------------------ parameters
