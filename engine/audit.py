@@ -32,6 +32,7 @@ class Action(str, enum.Enum):
     TASK_ESCALATED = "task_escalated"
     COMMENT_ADDED = "comment_added"
     ORGANISATION_MERGED = "organisation_merged"
+    CALENDAR_CHANGED = "calendar_changed"
 
 
 def record(

@@ -169,6 +169,60 @@ def orgs_merge(source: str, target: str) -> None:
 
 
 @main.group()
+def calendar() -> None:
+    """Ngày nghỉ bù, ngày làm bù do Chính phủ công bố / announced days off and make-up working days."""
+
+
+@calendar.command("list")
+def calendar_list() -> None:
+    from sqlalchemy import select
+
+    from engine.models import CalendarDay
+
+    engine = _engine()
+    with engine.db.read() as session:
+        for row in session.scalars(select(CalendarDay).order_by(CalendarDay.day)):
+            label = "nghỉ / off" if row.kind == "off" else "làm bù / work"
+            click.echo(f"{row.day.strftime('%d/%m/%Y')}  {label:14} {row.note}")
+
+
+def _calendar_set(day: str, kind: str | None, note: str) -> None:
+    from datetime import datetime as _dt
+
+    try:
+        parsed = _dt.strptime(day, "%d/%m/%Y").date() if "/" in day else _dt.strptime(day, "%Y-%m-%d").date()
+    except ValueError:
+        raise click.BadParameter(f"Ngày không hợp lệ: {day} (dd/mm/yyyy) / invalid date") from None
+    try:
+        _engine().set_calendar_day(None, parsed, kind, note)
+    except EngineError as exc:
+        _fail(exc)
+    click.echo(f"{parsed.strftime('%d/%m/%Y')}: {kind or 'đã xoá / cleared'}")
+
+
+@calendar.command("off")
+@click.argument("day")
+@click.option("--note", default="")
+def calendar_off(day: str, note: str) -> None:
+    """Thêm ngày nghỉ / add a day off (dd/mm/yyyy)."""
+    _calendar_set(day, "off", note)
+
+
+@calendar.command("workday")
+@click.argument("day")
+@click.option("--note", default="")
+def calendar_workday(day: str, note: str) -> None:
+    """Thêm ngày làm bù / add a make-up working day (dd/mm/yyyy)."""
+    _calendar_set(day, "work", note)
+
+
+@calendar.command("clear")
+@click.argument("day")
+def calendar_clear(day: str) -> None:
+    _calendar_set(day, None, "")
+
+
+@main.group()
 def timers() -> None:
     """Hẹn giờ / timers."""
 

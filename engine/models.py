@@ -320,6 +320,18 @@ class OutboxAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class CalendarDay(Base):
+    """A day the government announced: an extra day off (nghỉ bù) or a make-up working day (làm bù)."""
+
+    __tablename__ = "calendar_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # off | work
+    note: Mapped[str] = mapped_column(String(255), default="")
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
 class ApiToken(Base):
     """A personal API token: only its SHA-256 hash is stored; it acts with its owner's permissions."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from engine.config import Settings
 from engine.db import Database
 from engine.definitions import Bundle, DefinitionCache, DeployResult, ParsedDefinition, deploy
 from engine.errors import Conflict, EngineError, Forbidden, InvalidInput, NotFound
-from engine.models import Definition, HumanTask, Instance, InstanceStatus, Organisation, TaskState, User
+from engine.models import CalendarDay, Definition, HumanTask, Instance, InstanceStatus, Organisation, TaskState, User
 from engine.notify import Notifier
 from engine.sandbox import make_script_engine
 from engine.store import InstanceRow, Store, TaskRow, TimerStore
@@ -102,12 +103,54 @@ class Engine(TaskActions):
         self.script_engine = make_script_engine(cpu_seconds=settings.script_cpu_seconds,
                                                 environment_globals={"datetime": clockmod.ClockDatetime})
         self.tz = ZoneInfo(settings.timezone)
-        self.calendar = WorkingCalendar(tz=settings.timezone)
+        self._calendar: WorkingCalendar | None = None
+        self._calendar_loaded = 0.0
         self.notifier = Notifier(settings.base_url, self.tz)
         self.worker = timers.worker_name()
         self.live = LiveWorkflows()
 
     # ------------------------------------------------------------------ helpers
+    CALENDAR_TTL = 300.0  # seconds: other processes see an administrator's new day off within this
+
+    @property
+    def calendar(self) -> WorkingCalendar:
+        """Working days with the administrator's announced days off and make-up days (re-read now and then)."""
+        if self._calendar is None or time.monotonic() - self._calendar_loaded > self.CALENDAR_TTL:
+            self.reload_calendar()
+        return self._calendar
+
+    def reload_calendar(self) -> None:
+        with self.db.read() as session:
+            days = session.execute(select(CalendarDay.day, CalendarDay.kind)).all()
+        self._calendar = WorkingCalendar(
+            tz=self.settings.timezone,
+            extra_days_off=[d for d, kind in days if kind == "off"],
+            makeup_workdays=[d for d, kind in days if kind == "work"],
+        )
+        self._calendar_loaded = time.monotonic()
+
+    def set_calendar_day(self, actor_id: int | None, day, kind: str | None, note: str = "") -> None:
+        """An administrator records an announced day off ('off'), make-up working day ('work'), or clears it (None)."""
+        if kind not in ("off", "work", None):
+            raise InvalidInput("Loại ngày phải là 'off' (nghỉ) hoặc 'work' (làm bù).", "Kind must be 'off' or 'work'.",
+                               {"kind": str(kind)})
+        with self._action() as session:
+            if actor_id is not None and not self._user(session, actor_id).is_admin:
+                raise Forbidden("Chỉ quản trị hệ thống được thực hiện thao tác này.",
+                                "Only an administrator may do this.")
+            row = session.get(CalendarDay, day)
+            if kind is None:
+                if row is not None:
+                    session.delete(row)
+            elif row is None:
+                session.add(CalendarDay(day=day, kind=kind, note=note[:255], updated_at=self.now(),
+                                        updated_by=actor_id))
+            else:
+                row.kind, row.note, row.updated_at, row.updated_by = kind, note[:255], self.now(), actor_id
+            record(session, Action.CALENDAR_CHANGED, self.now(), actor_id=actor_id, day=day.isoformat(),
+                   kind=kind, note=note[:255])
+        self.reload_calendar()
+
     def now(self) -> datetime:
         return self.clock.now()
 

@@ -296,3 +296,52 @@ def test_a_task_opened_after_its_date_deadline_gets_only_the_highest_due_escalat
     assert engine.fire_due_timers() == 1
     [email] = outbox(engine, "escalation")
     assert email.recipients == ["khcn.ld@dieuphoi.local"] and "quá hạn 3 ngày làm việc" in email.subject
+
+
+def test_administrator_days_off_and_make_up_saturdays_move_deadlines(engine, people):
+    from datetime import date
+
+    from engine.errors import Forbidden
+
+    b = Bundle(key="duyet", descriptor={"key": "duyet", "tasks": {"submit": {"due": "2wd"}}})
+    b.xml = {"duyet.bpmn": samples.approval()}
+    engine.deploy_bundle(b)
+    with pytest.raises(Forbidden):
+        engine.set_calendar_day(people["nn.ld"], date(2026, 12, 1), "off")
+    engine.set_calendar_day(people["admin"], date(2026, 12, 1), "off", "Nghỉ bù theo thông báo")  # Tuesday
+    iid = engine.start_instance(people["nn.cv"], "duyet")  # Monday 30/11 09:00
+    assert only_open_task(engine, iid).due_at == local(2026, 12, 3, 17, 0)  # Wed and Thu count, not Tue
+
+    engine.set_calendar_day(people["admin"], date(2026, 12, 1), None)
+    engine.set_calendar_day(people["admin"], date(2026, 12, 5), "work", "Làm bù")  # a Saturday
+    engine.set_calendar_day(people["admin"], date(2026, 12, 2), "off")
+    engine.set_calendar_day(people["admin"], date(2026, 12, 3), "off")
+    engine.set_calendar_day(people["admin"], date(2026, 12, 4), "off")
+    iid = engine.start_instance(people["nn.cv"], "duyet")
+    assert only_open_task(engine, iid).due_at == local(2026, 12, 5, 17, 0)  # Tue, then the make-up Saturday
+
+
+def test_an_escalation_reaches_the_supervisor_over_real_smtp_with_link_deadline_and_message_id(engine, case, clock):
+    import dataclasses
+
+    from engine import outbox
+    from engine.outbox import message_id_for
+    from tests.engine.smtp_server import SmtpServer
+
+    task = only_open_task(engine, case)
+    clock.set(local(2026, 12, 2, 17, 5))
+    engine.fire_due_timers()
+    server = SmtpServer().start()
+    try:
+        settings = dataclasses.replace(engine.settings, smtp_url=server.url())
+        outbox.dispatch(engine.db, settings, clock)
+        mails = {m["Message-ID"]: m for m in server.messages}
+    finally:
+        server.stop()
+    key = f"escalation:{task.id}:1"
+    mail = mails[message_id_for(key, engine.settings.base_url)]
+    assert mail["To"] == "nn.ld@dieuphoi.local"
+    assert mail["Subject"].startswith("[Cảnh báo quá hạn]")
+    body = mail.get_body(("plain",)).get_content()
+    assert f"{engine.settings.base_url}/tasks/{task.id}" in body
+    assert "02/12/2026 17:00" in body  # the deadline, in Hanoi time
