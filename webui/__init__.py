@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template
+from flask import Flask
 
-from engine.errors import EngineError
 from engine.runtime import Engine
 
 
@@ -26,16 +25,9 @@ def create_app(engine: Engine | None = None, test_config: dict | None = None) ->
 
     init_api(app)
 
-    @app.errorhandler(EngineError)
-    def _engine_error(exc: EngineError):
-        return jsonify(error=exc.to_dict()), exc.status
+    from webui.views import exempt_api_from_csrf, init_views  # web pages: Babel, CSRF, sign-in, error pages
 
-    @app.errorhandler(404)
-    def _not_found(_exc):
-        return render_template("error.html", code=404, message="Không tìm thấy trang / Page not found"), 404
-
-    @app.errorhandler(500)
-    def _server_error(_exc):
-        return render_template("error.html", code=500, message="Lỗi hệ thống / Internal error"), 500
+    init_views(app)
+    exempt_api_from_csrf(app)
 
     return app

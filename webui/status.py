@@ -14,7 +14,7 @@ def _engine():
     return current_app.extensions["dieuphoi"]
 
 
-@bp.get("/")
+@bp.get("/status")
 def index():
     engine = _engine()
     with engine.db.read() as session:

@@ -1,0 +1,249 @@
+"""The inbox ("Việc cần xử lý") and one task's page with its form and the actions on it."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from engine import forms, queries
+from engine.descriptor import fold
+from engine.errors import InvalidInput, NotFound
+from engine.models import HumanTask
+from webui.views import catalogue, engine, formats, schema_form
+
+bp = Blueprint("tasks", __name__)
+
+INBOX_MAX = 1000  # one person's open work; sorted and filtered in memory beyond the SQL filters
+PER_PAGE = 20
+_ORDER = {"overdue": 0, "due_soon": 1, "on_time": 2, None: 3}
+TABS = ("all", "mine", "unit", "done")
+STATES = ("overdue", "due_soon", "on_time", "none")
+
+
+def _me() -> int:
+    return int(current_user.get_id())
+
+
+def _int_arg(name: str, default: int = 1) -> int:
+    try:
+        return max(1, int(request.args.get(name, default)))
+    except ValueError:
+        return default
+
+
+# ------------------------------------------------------------------ inbox
+@bp.get("/")
+@login_required
+def inbox():
+    eng = engine()
+    tab = request.args.get("tab") if request.args.get("tab") in TABS else "all"
+    process = request.args.get("process") or None
+    organisation = request.args.get("organisation") or None
+    state = request.args.get("state") if request.args.get("state") in STATES else None
+    search = (request.args.get("q") or "").strip()[:200]
+    done = tab == "done"
+    with eng.db.read() as s:
+        page = queries.task_list(s, current_user, eng.today(), eng.now(), queries.TaskQuery(
+            scope="mine", status="done" if done else "open", process=process, organisation=organisation,
+            limit=INBOX_MAX))
+        catalog = catalogue.processes(s)
+        my_orgs = queries.org_refs(s, queries.org_codes(s, _me()))
+    items = page.items
+    for item in items:
+        item["badge"] = formats.deadline_badge(item["due_at"], item["completed_at"] if done else None)
+        item["queue"] = item["assignee"] is None and item["candidate"] is None
+        proc = catalog.get(item["process"], {})
+        item["process_title"] = proc.get("title", item["process"])
+        item["fields"] = catalogue.business_lines(item["business"], proc.get("list_fields", {}))
+        item["instance_title"] = catalogue.case_title(item.get("instance_title"), proc, item["business"])
+    counts = {"mine": sum(1 for i in items if not i["queue"]), "unit": sum(1 for i in items if i["queue"])}
+    if tab == "mine":
+        items = [i for i in items if not i["queue"]]
+    elif tab == "unit":
+        items = [i for i in items if i["queue"]]
+    if state and not done:
+        items = [i for i in items if (i["badge"]["kind"] if i["badge"] else "none") == state]
+    if search:
+        needle = fold(search)
+        items = [i for i in items if needle in fold(" ".join(
+            [str(i["instance_id"]), i["title"] or "", i.get("instance_title") or "", i["process_title"]]
+            + [str(v) for v in (i["business"] or {}).values()]))]
+    if not done:
+        far = eng.now().replace(year=9999)
+        items.sort(key=lambda i: (_ORDER.get(i["badge"]["kind"] if i["badge"] else None, 3),
+                                  i["due_at"] or far, i["created_at"]))
+    page_no = _int_arg("page")
+    pages = max(1, (len(items) + PER_PAGE - 1) // PER_PAGE)
+    page_no = min(page_no, pages)
+    shown = items[(page_no - 1) * PER_PAGE: page_no * PER_PAGE]
+    filters = {k: v for k, v in {"tab": tab, "process": process, "organisation": organisation, "state": state,
+                                 "q": search}.items() if v}
+    return render_template("tasks/inbox.html", items=shown, total=len(items), page=page_no, pages=pages,
+                           tab=tab, filters=filters, processes=catalog, organisations=my_orgs, counts=counts,
+                           truncated=page.next_cursor is not None, state=state, search=search,
+                           process=process, organisation=organisation)
+
+
+# ------------------------------------------------------------------ one task
+def _require_visible(task_id: str) -> int:
+    """The task's case; a task the user may not see does not exist for them (404, never 403)."""
+    eng = engine()
+    with eng.db.read() as s:
+        task = s.get(HumanTask, task_id)
+        if task is None or not (queries.may_view_instance(s, current_user, task.instance_id, eng.today())
+                                or queries.may_act_now(s, _me(), task_id, eng.today())):
+            raise NotFound("Không tìm thấy công việc.", "Task not found.", {"task": task_id})
+        return task.instance_id
+
+
+def _render(task_id: str, *, data: dict | None = None, errors: dict | None = None, raw: dict | None = None,
+            extra_rows: dict | None = None, return_error: str = "", reason: str = "", message: str = "",
+            status: int = 200):
+    eng = engine()
+    with eng.db.read() as s:
+        detail = queries.task_detail(s, current_user, task_id, eng.today(), eng.now(), eng.definitions)
+        try:
+            case = queries.instance_detail(s, current_user, detail["instance_id"], eng.today(), eng.now(),
+                                           eng.definitions)
+        except NotFound:
+            case = None
+        supervises = current_user.is_admin or (detail["organisation"] is not None and detail["organisation"]["code"]
+                                               in queries.org_codes(s, _me(), queries.SUPERVISING_ROLES))
+        members = catalogue.members(s, detail["organisation"]["code"]) if supervises and detail["organisation"] \
+            else []
+        catalog = catalogue.processes(s)
+    actions = dict(detail["actions"])
+    # The case's first step has nothing before it to return to, however often it comes round again.
+    first_step = next((e["details"].get("task") for e in (case or {}).get("history", [])
+                       if e["action"] == "task_created"), detail["name"])
+    actions["return"] = actions["return"] and detail["name"] != first_step
+    actions["reassign"] = detail["state"] == "open" and supervises and bool(members)
+    # After a return the engine resets the step, so its earlier values are gone from the state:
+    # the case's business fields (kept by the engine in a projection) fill what they can.
+    prefill = data if data is not None else {**(detail["instance"]["business"] or {}), **(detail.get("data") or {})}
+    fields = schema_form.bind(detail["form_schema"], prefill, errors, raw, extra_rows)
+    other_errors = schema_form.unplaced_errors(fields, errors or {})
+    proc = catalog.get(detail["process"], {})
+    detail["instance"]["title"] = catalogue.case_title(detail["instance"]["title"], proc,
+                                                       detail["instance"]["business"])
+    submit_label = _("Trình") if detail["role"] == "staff" else _("Hoàn thành")
+    return render_template(
+        "tasks/task.html", task=detail, case=case, fields=fields, form_errors=other_errors, actions=actions,
+        members=members, return_error=return_error, reason=reason, message=message,
+        submit_label=submit_label, process_title=proc.get("title", detail["process"]),
+        business=catalogue.business_lines(detail["instance"]["business"], proc.get("list_fields", {})),
+        task_titles={t["name"]: t["title"] for t in (case or {}).get("tasks", [])},
+        badge=formats.deadline_badge(detail["due_at"], detail["completed_at"]),
+        row_placeholder=schema_form.ROW_PLACEHOLDER,
+    ), status
+
+
+@bp.get("/tasks/<task_id>")
+@login_required
+def task(task_id: str):
+    return _render(task_id)
+
+
+def _expected_version() -> int | None:
+    value = request.form.get("expected_version", "")
+    return int(value) if value.isdigit() else None
+
+
+@bp.post("/tasks/<task_id>/complete")
+@login_required
+def complete(task_id: str):
+    _require_visible(task_id)
+    eng = engine()
+    with eng.db.read() as s:
+        detail = queries.task_detail(s, current_user, task_id, eng.today(), eng.now(), eng.definitions)
+    schema = detail["form_schema"]
+    parsed = schema_form.parse(schema, request.form)
+    extra = schema_form.added_rows(request.form)
+    if extra:  # "Thêm dòng" without JavaScript: show the form again with one more row
+        return _render(task_id, data=parsed.data, raw=parsed.raw, extra_rows=extra)
+    errors = dict(parsed.errors)
+    if errors:  # show every message at once; the engine is not called with unreadable values
+        try:
+            forms.validate(schema, parsed.data)
+        except InvalidInput as exc:
+            errors = {**exc.details, **errors}
+    if not errors:
+        try:
+            eng.complete_task(_me(), task_id, parsed.data, _expected_version())
+        except InvalidInput as exc:
+            paths = _field_paths(schema, parsed.data)
+            errors = {k: v for k, v in exc.details.items() if k in paths}
+            if len(errors) < len(exc.details) or not errors:
+                errors["/"] = formats.engine_message(exc)
+    if errors:
+        errors = {k: formats.bilingual(str(v)) for k, v in errors.items()}
+        return _render(task_id, data=parsed.data, errors=errors, raw=parsed.raw,
+                       message=_("Biểu mẫu có trường chưa hợp lệ, vui lòng kiểm tra lại."), status=400)
+    flash(_("Đã hoàn thành bước “%(title)s”.", title=detail["title"]), "success")
+    return redirect(url_for("tasks.inbox"))
+
+
+def _field_paths(schema: dict | None, data: dict) -> set[str]:
+    """The paths the form shows for this data, to tell a field's message from a general one."""
+    fields = schema_form.bind(schema, data)
+    paths: set[str] = set()
+
+    def walk(items):
+        for f in items:
+            paths.add(f.path)
+            walk(f.children)
+            for row in f.rows:
+                walk(row)
+
+    walk(fields)
+    return paths | {"/"}
+
+
+@bp.post("/tasks/<task_id>/return")
+@login_required
+def return_task(task_id: str):
+    _require_visible(task_id)
+    reason = (request.form.get("reason") or "").strip()
+    try:
+        engine().return_task(_me(), task_id, reason, _expected_version())
+    except InvalidInput as exc:
+        return _render(task_id, return_error=formats.bilingual(str(exc.details.get("reason", ""))) or
+                       formats.engine_message(exc), reason=reason, status=400)
+    flash(_("Đã trả lại hồ sơ kèm lý do."), "success")
+    return redirect(url_for("tasks.inbox"))
+
+
+@bp.post("/tasks/<task_id>/claim")
+@login_required
+def claim(task_id: str):
+    _require_visible(task_id)
+    engine().claim(_me(), task_id)
+    flash(_("Bạn đã nhận xử lý công việc này."), "success")
+    return redirect(url_for("tasks.task", task_id=task_id))
+
+
+@bp.post("/tasks/<task_id>/unclaim")
+@login_required
+def unclaim(task_id: str):
+    _require_visible(task_id)
+    engine().unclaim(_me(), task_id)
+    flash(_("Đã trả công việc về đơn vị."), "success")
+    return redirect(url_for("tasks.task", task_id=task_id))
+
+
+@bp.post("/tasks/<task_id>/reassign")
+@login_required
+def reassign(task_id: str):
+    _require_visible(task_id)
+    target = request.form.get("to_user", "")
+    if not target.isdigit():
+        flash(_("Vui lòng chọn người nhận."), "error")
+        return redirect(url_for("tasks.task", task_id=task_id))
+    try:
+        engine().reassign(_me(), task_id, int(target), request.form.get("note", "")[:2000])
+    except InvalidInput as exc:
+        flash(formats.engine_message(exc), "error")
+        return redirect(url_for("tasks.task", task_id=task_id))
+    flash(_("Đã chuyển xử lý."), "success")
+    return redirect(url_for("tasks.task", task_id=task_id))
