@@ -345,3 +345,16 @@ def test_an_escalation_reaches_the_supervisor_over_real_smtp_with_link_deadline_
     body = mail.get_body(("plain",)).get_content()
     assert f"{engine.settings.base_url}/tasks/{task.id}" in body
     assert "02/12/2026 17:00" in body  # the deadline, in Hanoi time
+
+
+def test_a_clock_jump_backwards_fires_nothing_early_or_twice(engine, people, case, clock):
+    task = only_open_task(engine, case)
+    clock.set(local(2026, 12, 2, 17, 5))  # reminder and level-1 escalation are due
+    assert engine.fire_due_timers() == 2
+    clock.set(local(2026, 11, 30, 10, 0))  # the server's clock is set back two days
+    assert engine.fire_due_timers() == 0
+    clock.set(local(2026, 12, 2, 17, 6))  # and forward again: what fired does not fire again
+    assert engine.fire_due_timers() == 0
+    assert len(outbox(engine, "escalation")) == 1 and len(outbox(engine, "reminder")) == 1
+    with engine.db.read() as session:
+        assert session.get(HumanTask, task.id).escalation_level == 1
