@@ -50,7 +50,7 @@ class LiveWorkflows:
     changed case can never be served from here: any other version is a miss.
     """
 
-    def __init__(self, size: int = 512):
+    def __init__(self, size: int = 128):
         self._size = size
         self._items: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
         self._lock = threading.Lock()

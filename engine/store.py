@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from engine.errors import Conflict
 
+_CONNECTION = "dieuphoi_connection"
 _PARAM = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 _SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # what SQLAlchemy's DateTime writes on SQLite
 
@@ -119,7 +120,10 @@ class Store:
 
     def __init__(self, session: Session):
         self.session = session
-        self.conn = session.connection()
+        # session.connection() is not free and an action makes several stores: ask once per transaction.
+        self.conn = session.info.get(_CONNECTION)
+        if self.conn is None:
+            self.conn = session.info[_CONNECTION] = session.connection()
         self.sqlite = self.conn.dialect.name == "sqlite"
 
     # ------------------------------------------------------------- plumbing
