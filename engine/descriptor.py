@@ -53,6 +53,15 @@ DESCRIPTOR_SCHEMA = {
             "additionalProperties": False,
         },
         "tasks": {"type": "object", "additionalProperties": TASK_DEADLINE_SCHEMA},
+        "notify_on_completion": {
+            "type": "object",
+            "properties": {
+                "kinds": {"type": "array", "items": {"type": "string"}},
+                "roles": {"type": "array", "items": {"enum": ROLE_VALUES}},
+                "outcome_field": {"type": "string"},
+            },
+            "additionalProperties": False,
+        },
     },
     "required": ["key"],
     "additionalProperties": True,

@@ -91,9 +91,40 @@ class Notifier:
                    lambda: self._context(store, task, inst, process_title, level=level, overdue_days=overdue_days,
                                          assignee_name=assignee), at, inst.id, task.id)
 
-    def decision(self, store: Store, inst: InstanceRow, process_title: str, outcome: str, at: datetime) -> None:
-        """The person who started the case hears how it ended."""
-        people = _people(store, user_ids=[inst.initiator_id] if inst.initiator_id else [])
+    def decision(self, store: Store, inst: InstanceRow, process_title: str, outcome: str, at: datetime,
+                 audience: dict | None = None) -> None:
+        """The person who started the case hears how it ended; with `audience` (the descriptor's
+        `notify_on_completion`), so do the given roles of every organisation of the given kinds."""
         context = {"instance_id": inst.id, "case_title": inst.title, "process_title": process_title,
                    "outcome": outcome, "case_url": f"{self.base_url}/instances/{inst.id}"}
+        people = _people(store, user_ids=[inst.initiator_id] if inst.initiator_id else [])
         self._send(store, "decision", f"decision:{inst.id}", people, lambda: context, at, inst.id, None)
+        if audience:
+            everyone = store.rows(
+                "SELECT DISTINCT users.id, users.full_name, users.email FROM users "
+                "JOIN positions ON positions.user_id = users.id "
+                "JOIN organisations ON organisations.code = positions.org_code "
+                "WHERE organisations.active = :yes AND users.active = :yes ORDER BY users.id", yes=True) \
+                if not audience.get("kinds") and not audience.get("roles") else _audience(store, audience)
+            others = [p for p in everyone if p["email"] and p["id"] != inst.initiator_id]
+            self._send(store, "decision", f"decision:{inst.id}:all", others, lambda: context, at, inst.id, None)
+
+
+def _audience(store: Store, audience: dict) -> list[dict]:
+    found: dict[int, dict] = {}
+    for kind in audience.get("kinds") or [None]:
+        for role in audience.get("roles") or [None]:
+            sql = ("SELECT users.id, users.full_name, users.email FROM users "
+                   "JOIN positions ON positions.user_id = users.id "
+                   "JOIN organisations ON organisations.code = positions.org_code "
+                   "WHERE organisations.active = :yes AND users.active = :yes")
+            params = {"yes": True}
+            if kind:
+                sql += " AND organisations.kind = :kind"
+                params["kind"] = kind
+            if role:
+                sql += " AND positions.role = :role"
+                params["role"] = role
+            for person in store.rows(sql + " ORDER BY users.id", **params):
+                found.setdefault(person["id"], person)
+    return list(found.values())

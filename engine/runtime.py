@@ -251,7 +251,9 @@ class Engine(TaskActions):
                 self.notifier.task_opened(store, row, inst, parsed.title, now)
         if was_running and inst.status == InstanceStatus.COMPLETED.value:
             record(session, Action.INSTANCE_COMPLETED, now, instance_id=inst.id, actor_id=actor_id)
-            self.notifier.decision(store, inst, parsed.title, "completed", now)
+            notify = parsed.descriptor.get("notify_on_completion") or {}
+            outcome = wf.data.get(notify["outcome_field"]) if notify.get("outcome_field") else None
+            self.notifier.decision(store, inst, parsed.title, str(outcome or "completed"), now, notify or None)
         self._route_thrown_messages(session, wf, actor_id, depth)
         return created
 

@@ -129,3 +129,23 @@ def test_return_requires_a_reason_and_changes_nothing_without_one(run, people):
     after = instance(run.engine, iid)
     assert (after.version, after.state) == (before.version, before.state)
     assert only_open_task(run.engine, iid).id == approve.id
+
+
+def test_the_provincial_decision_is_sent_to_every_units_supervisors(run, people):
+    from sqlalchemy import select
+
+    from engine.models import OutboxMessage
+
+    iid = _start(run, people)
+    run.step().complete_task(people["nn.cv"], only_open_task(run.step(), iid).id, PROPOSAL)
+    run.step().complete_task(people["nn.ld"], only_open_task(run.step(), iid).id, {"quyet_dinh": "phe_duyet"})
+    run.step().complete_task(people["khcn.cv"], only_open_task(run.step(), iid).id, {"y_kien_khcn": "Đồng ý"})
+    decision = only_open_task(run.step(), iid, "ubnd_quyet_dinh")
+    assert decision.due_at is not None  # every step carries its working-day deadline
+    run.step().complete_task(people["ubnd.ld"], decision.id, {"quyet_dinh_ubnd": "dong_y"})
+    with run.step().db.read() as session:
+        mails = {m.dedupe_key: m for m in session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "decision"))}
+    assert mails[f"decision:{iid}"].recipients == ["nn.cv@dieuphoi.local"]  # the proposer
+    everyone = set(mails[f"decision:{iid}:all"].recipients)
+    assert {"nn.ld@dieuphoi.local", "yt.ld@dieuphoi.local", "khcn.ld@dieuphoi.local"} <= everyone
+    assert "ubnd.ld@dieuphoi.local" not in everyone and "nn.cv2@dieuphoi.local" not in everyone
