@@ -80,10 +80,6 @@ def dialect(root: etree._Element) -> str:
     return "camunda" if uses_camunda else "bpmn"
 
 
-def is_camunda(root: etree._Element) -> bool:
-    return dialect(root) == "camunda"
-
-
 def _el_to_python(expr: str) -> str:
     """Best-effort translation of a simple JUEL expression (`${a && !b}`) into Python."""
     expr = expr.replace("&&", " and ").replace("||", " or ")

@@ -26,7 +26,7 @@ from engine.config import Settings
 from engine.db import Database
 from engine.definitions import Bundle, DefinitionCache, DeployResult, ParsedDefinition, deploy
 from engine.errors import Conflict, EngineError, Forbidden, InvalidInput, NotFound
-from engine.models import CalendarDay, Definition, HumanTask, Instance, InstanceStatus, Organisation, TaskState, User
+from engine.models import CalendarDay, Definition, HumanTask, Instance, InstanceStatus, TaskState, User
 from engine.notify import Notifier
 from engine.sandbox import make_script_engine
 from engine.store import InstanceRow, Store, TaskRow, TimerStore
@@ -461,6 +461,3 @@ class Engine(TaskActions):
                 | (HumanTask.completed_by == user_id) | (HumanTask.candidate_user_id == user_id),
             ).limit(1)
         ) is not None
-
-    def organisation_exists(self, session: Session, code: str) -> bool:
-        return session.get(Organisation, code) is not None

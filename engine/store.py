@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -396,9 +396,3 @@ class TimerStore(Store):
             done += self.execute("UPDATE timers SET state = 'pending', due_at = :now, attempts = 0, "
                                  "last_error = NULL WHERE id = :id AND state = 'failed'", id=timer_id, now=now).rowcount
         return done
-
-
-def row_dict(row) -> dict:
-    data = asdict(row)
-    data.pop("changed", None)
-    return data
