@@ -348,3 +348,26 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     revoked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class TaskDraft(Base):
+    """A form saved but not submitted (Lưu nháp): one per task, replaced on each save."""
+
+    __tablename__ = "task_drafts"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("human_tasks.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[dict] = mapped_column(default=dict)
+    saved_at: Mapped[datetime]
+    saved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class SignInFailure(Base):
+    """Failed sign-ins per username, shared by every web process (the lockout counts here)."""
+
+    __tablename__ = "sign_in_failures"
+
+    username: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_failed_at: Mapped[datetime]
+    last_failed_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
