@@ -108,10 +108,7 @@ def one_instance(engine: Engine, staff: int, boss: int) -> tuple[float, float, f
 
 
 def engine_open(engine: Engine, iid: int) -> list[str]:
-    from engine.models import HumanTask
-
-    with engine.db.read() as session:
-        return list(session.scalars(select(HumanTask.id).where(HumanTask.instance_id == iid, HumanTask.state == "open")))
+    return engine.open_task_ids(iid)
 
 
 def persisted(engine: Engine, staff: int, boss: int, n: int) -> tuple[float, list[tuple]]:

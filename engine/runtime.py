@@ -445,6 +445,11 @@ class Engine(TaskActions):
         return timers.fire_due(self, limit=limit, budget_seconds=budget_seconds)
 
     # ----------------------------------------------------------------- reading
+    def open_task_ids(self, instance_id: int) -> list[str]:
+        """The ids of a case's open tasks, oldest first: one indexed read, no ORM session."""
+        with self.db.engine.connect() as conn:
+            return Store.on(conn).open_task_ids(instance_id)
+
     def may_view_instance(self, session: Session, user_id: int, inst: Instance | InstanceRow) -> bool:
         user = session.get(User, user_id)
         if user is None:

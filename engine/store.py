@@ -16,11 +16,12 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+from engine.db import CONNECTION_KEY
 from engine.errors import Conflict
 
-_CONNECTION = "dieuphoi_connection"
 _PARAM = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 _SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # what SQLAlchemy's DateTime writes on SQLite
 
@@ -121,10 +122,17 @@ class Store:
     def __init__(self, session: Session):
         self.session = session
         # session.connection() is not free and an action makes several stores: ask once per transaction.
-        self.conn = session.info.get(_CONNECTION)
+        self.conn = session.info.get(CONNECTION_KEY)
         if self.conn is None:
-            self.conn = session.info[_CONNECTION] = session.connection()
+            self.conn = session.info[CONNECTION_KEY] = session.connection()
         self.sqlite = self.conn.dialect.name == "sqlite"
+
+    @classmethod
+    def on(cls, conn: Connection) -> "Store":
+        """A store on a Core connection, for reads that need no ORM session."""
+        store = cls.__new__(cls)
+        store.session, store.conn, store.sqlite = None, conn, conn.dialect.name == "sqlite"
+        return store
 
     # ------------------------------------------------------------- plumbing
     def _bind(self, name: str, value: Any) -> Any:
@@ -243,6 +251,11 @@ class Store:
             f"SELECT {', '.join(_TASK_COLUMNS)} FROM human_tasks WHERE instance_id = :instance_id AND state = 'open'",
             instance_id=instance_id,
         )]
+
+    def open_task_ids(self, instance_id: int) -> list[str]:
+        result = self.execute("SELECT id FROM human_tasks WHERE instance_id = :instance_id AND state = 'open' "
+                              "ORDER BY created_at, id", instance_id=instance_id)
+        return [r[0] for r in result.fetchall()]
 
     def insert_tasks(self, rows: list[TaskRow]) -> None:
         if rows:
