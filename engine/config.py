@@ -27,6 +27,7 @@ class Settings:
     max_upload_bytes: int = 5 * 1024 * 1024
     script_cpu_seconds: float = 1.0
     instance_dir: Path = field(default=DEFAULT_INSTANCE_DIR)
+    digest_hour: int | None = 7  # local hour of the daily digest on working days; None = no digest
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -42,6 +43,20 @@ class Settings:
             max_upload_bytes=int(_env("MAX_UPLOAD_BYTES", str(5 * 1024 * 1024))),
             script_cpu_seconds=float(_env("SCRIPT_CPU_SECONDS", "1.0")),
             instance_dir=instance_dir,
+            digest_hour=_digest_hour(_env("DIGEST_HOUR", "7")),
         )
         values.update(overrides)
         return cls(**values)
+
+
+def _digest_hour(value: str) -> int | None:
+    if value.strip().lower() in ("off", "none", "no", "false"):
+        return None
+    try:
+        hour = int(value)
+    except ValueError:
+        hour = -1
+    if not 0 <= hour <= 23:
+        raise ValueError(f"DIEUPHOI_DIGEST_HOUR phải là giờ 0–23 hoặc 'off' / must be an hour 0-23 or 'off', "
+                         f"not {value!r}")
+    return hour

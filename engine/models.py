@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql import true
 
 
 class UTCDateTime(TypeDecorator):
@@ -85,6 +86,8 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Receives the morning digest of what is due and overdue (engine.digest).
+    daily_digest: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     positions: Mapped[list["Position"]] = relationship(back_populates="user", lazy="select")
 

@@ -46,6 +46,11 @@ class Notifier:
         enqueue(store.session, kind=kind, dedupe_key=key, recipients=[p["email"] for p in people], subject=subject,
                 text=text, html=html, at=at, base_url=self.base_url, instance_id=instance_id, task_id=task_id)
 
+    def digest(self, store: Store, person: dict, day, context: dict, at: datetime) -> None:
+        """One person's daily digest (engine.digest decides who hears about what)."""
+        self._send(store, "digest", f"digest:{person['id']}:{day.isoformat()}", [person], lambda: context, at,
+                   None, None)
+
     def _context(self, store: Store, task: TaskRow, inst: InstanceRow, process_title: str, **extra) -> dict:
         return {
             "task_id": task.id, "task_title": task.title, "instance_id": inst.id, "case_title": inst.title,

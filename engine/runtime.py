@@ -106,6 +106,7 @@ class Engine(TaskActions):
         self._calendar: WorkingCalendar | None = None
         self._calendar_loaded = 0.0
         self.notifier = Notifier(settings.base_url, self.tz)
+        self.digest_armed = False  # set by the scheduler once the daily digest timer exists
         self.worker = timers.worker_name()
         self.live = LiveWorkflows()
 

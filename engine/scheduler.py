@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from engine import outbox
+from engine import digest, outbox
 from engine.runtime import Engine
 
 log = logging.getLogger(__name__)
@@ -16,6 +16,11 @@ log = logging.getLogger(__name__)
 
 def _tick(engine: Engine) -> None:
     try:
+        if not engine.digest_armed:
+            # The daily digest's timer row, made once by whichever process ticks first; retried
+            # on the next tick if the database was not reachable.
+            digest.arm(engine)
+            engine.digest_armed = True
         # A time budget per tick: a backlog drains over several ticks instead of starving web requests.
         fired = engine.fire_due_timers(budget_seconds=TICK_BUDGET)
         if fired:

@@ -75,6 +75,10 @@ def _fire_one(engine: Engine, timer: dict, now) -> bool:
                 _fire_deadline(engine, session, store, timer, now)
             elif timer["kind"] == "start":
                 _fire_start(engine, session, store, timer, now)
+            elif timer["kind"] == "digest":
+                from engine import digest
+
+                digest.fire(engine, store, timer, now)
             store.finish(timer["id"], engine.worker, now)
         return True
     except Exception as exc:  # noqa: BLE001 - any failure is recorded on the row, never lost

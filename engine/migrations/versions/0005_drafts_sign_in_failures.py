@@ -1,4 +1,4 @@
-"""task drafts, shared sign-in failure counts
+"""task drafts, shared sign-in failure counts, daily digest opt-out
 
 Revision ID: 0005
 Revises: 0004
@@ -31,8 +31,12 @@ def upgrade() -> None:
     sa.Column('locked_until', sa.DateTime(), nullable=True),
     sa.PrimaryKeyConstraint('username')
     )
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('daily_digest', sa.Boolean(), server_default=sa.true(), nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_column('daily_digest')
     op.drop_table('sign_in_failures')
     op.drop_table('task_drafts')
