@@ -33,6 +33,16 @@ class Action(str, enum.Enum):
     COMMENT_ADDED = "comment_added"
     ORGANISATION_MERGED = "organisation_merged"
     CALENDAR_CHANGED = "calendar_changed"
+    TASK_DRAFT_SAVED = "task_draft_saved"
+    TASK_DRAFT_DISCARDED = "task_draft_discarded"
+    USER_CREATED = "user_created"
+    USER_UPDATED = "user_updated"
+    POSITION_ADDED = "position_added"
+    POSITION_REMOVED = "position_removed"
+    SUBSTITUTE_ADDED = "substitute_added"
+    SUBSTITUTE_REMOVED = "substitute_removed"
+    PASSWORD_RESET = "password_reset"
+    PASSWORD_CHANGED = "password_changed"
 
 
 def record(

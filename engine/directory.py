@@ -1,9 +1,14 @@
-"""The org directory and people: organisations, users, positions, substitutes, and seeding from data."""
+"""The org directory and people: organisations, users, positions, substitutes, and seeding from data.
+
+Every change an administrator makes here (from the admin pages or the CLI) writes an audit
+event with the acting administrator and what changed, never a password or its hash; seeding
+from the bundled data files does not.
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -11,11 +16,24 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.audit import Action, record
 from engine.errors import InvalidInput, NotFound
-from engine.models import Organisation, Position, Role, Substitute, User
+from engine.models import AuditEvent, Organisation, Position, Role, Substitute, User
 
 _hasher = PasswordHasher()
 MIN_PASSWORD = 8
+
+# What the administration log ("Nhật ký quản trị") lists: changes to people, the directory and the calendar.
+ADMIN_ACTIONS = (
+    Action.USER_CREATED, Action.USER_UPDATED, Action.POSITION_ADDED, Action.POSITION_REMOVED,
+    Action.SUBSTITUTE_ADDED, Action.SUBSTITUTE_REMOVED, Action.PASSWORD_RESET, Action.PASSWORD_CHANGED,
+    Action.ORGANISATION_MERGED, Action.CALENDAR_CHANGED, Action.DEFINITION_DEPLOYED,
+)
+
+
+def _when(at: datetime | None) -> datetime:
+    """The time of an audited change: the caller's clock, or real time for a CLI without one."""
+    return at if at is not None else datetime.now(timezone.utc)
 
 
 def hash_password(password: str) -> str:
@@ -47,7 +65,8 @@ def upsert_organisation(session: Session, code: str, name_vi: str, name_en: str 
 
 
 def create_user(session: Session, username: str, full_name: str, *, email: str = "", password: str | None = None,
-                positions: list[tuple[str, str]] = (), is_admin: bool = False) -> User:
+                positions: list[tuple[str, str]] = (), is_admin: bool = False, actor_id: int | None = None,
+                at: datetime | None = None, audit: bool = True) -> User:
     username = (username or "").strip().lower()
     if not username or len(username) > 64:
         raise InvalidInput("Tên đăng nhập không hợp lệ.", "Invalid username.", {"username": "invalid"})
@@ -59,24 +78,84 @@ def create_user(session: Session, username: str, full_name: str, *, email: str =
     session.add(user)
     session.flush()
     for org_code, role in positions:
-        add_position(session, user, org_code, role)
+        _add_position(session, user, org_code, role)
+    if audit:
+        record(session, Action.USER_CREATED, _when(at), actor_id=actor_id, user_id=user.id, username=username,
+               full_name=full_name, email=email, is_admin=bool(is_admin),
+               positions=[[org, role] for org, role in positions], password_set=bool(password))
     return user
 
 
-def add_position(session: Session, user: User, org_code: str, role: str) -> None:
+def update_user(session: Session, user_id: int, *, active: bool | None = None, is_admin: bool | None = None,
+                actor_id: int | None = None, at: datetime | None = None) -> User:
+    """Lock or unlock an account, grant or revoke administration; only real changes are audited."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("Không tìm thấy người dùng.", "User not found.", {"user": user_id})
+    changes = {}
+    if active is not None and user.active != active:
+        user.active = changes["active"] = bool(active)
+    if is_admin is not None and user.is_admin != is_admin:
+        user.is_admin = changes["is_admin"] = bool(is_admin)
+    if changes:
+        session.flush()
+        record(session, Action.USER_UPDATED, _when(at), actor_id=actor_id, user_id=user.id,
+               username=user.username, changes=changes)
+    return user
+
+
+def set_password_hash(session: Session, user_id: int, password_hash: str, *, actor_id: int | None = None,
+                      at: datetime | None = None) -> User:
+    """Store a new password hash (made with `hash_password` outside the write transaction: argon2 is slow).
+
+    Audited as a reset by an administrator, or as a change when people change their own.
+    """
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("Không tìm thấy người dùng.", "User not found.", {"user": user_id})
+    user.password_hash = password_hash
+    action = Action.PASSWORD_CHANGED if actor_id == user_id else Action.PASSWORD_RESET
+    record(session, action, _when(at), actor_id=actor_id, user_id=user.id, username=user.username)
+    return user
+
+
+def _add_position(session: Session, user: User, org_code: str, role: str) -> bool:
     if session.get(Organisation, org_code) is None:
         raise NotFound(f"Không có đơn vị '{org_code}'.", f"Unknown organisation '{org_code}'.", {"org": org_code})
     if role not in {r.value for r in Role}:
         raise InvalidInput(f"Vai trò '{role}' không hợp lệ.", f"Invalid role '{role}'.", {"role": role})
     exists = session.scalar(select(Position.id).where(
         Position.user_id == user.id, Position.org_code == org_code, Position.role == role))
-    if not exists:
-        session.add(Position(user_id=user.id, org_code=org_code, role=role))
-        session.flush()
-        session.expire(user, ["positions"])
+    if exists:
+        return False
+    session.add(Position(user_id=user.id, org_code=org_code, role=role))
+    session.flush()
+    session.expire(user, ["positions"])
+    return True
 
 
-def add_substitute(session: Session, user_id: int, substitute_id: int, starts_on: date, ends_on: date) -> Substitute:
+def add_position(session: Session, user: User, org_code: str, role: str, *, actor_id: int | None = None,
+                 at: datetime | None = None) -> None:
+    if _add_position(session, user, org_code, role):
+        record(session, Action.POSITION_ADDED, _when(at), actor_id=actor_id, user_id=user.id,
+               username=user.username, org=org_code, role=role)
+
+
+def remove_position(session: Session, user_id: int, position_id: int, *, actor_id: int | None = None,
+                    at: datetime | None = None) -> None:
+    row = session.get(Position, position_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound("Không tìm thấy chức vụ.", "Position not found.", {"position": position_id})
+    username = session.scalar(select(User.username).where(User.id == user_id))
+    org_code, role = row.org_code, row.role
+    session.delete(row)
+    session.flush()
+    record(session, Action.POSITION_REMOVED, _when(at), actor_id=actor_id, user_id=user_id, username=username,
+           org=org_code, role=role)
+
+
+def add_substitute(session: Session, user_id: int, substitute_id: int, starts_on: date, ends_on: date, *,
+                   actor_id: int | None = None, at: datetime | None = None) -> Substitute:
     if ends_on < starts_on:
         raise InvalidInput("Ngày kết thúc phải sau ngày bắt đầu.", "The end date must follow the start date.",
                            {"ends_on": "before start"})
@@ -85,7 +164,38 @@ def add_substitute(session: Session, user_id: int, substitute_id: int, starts_on
     sub = Substitute(user_id=user_id, substitute_id=substitute_id, starts_on=starts_on, ends_on=ends_on)
     session.add(sub)
     session.flush()
+    record(session, Action.SUBSTITUTE_ADDED, _when(at), actor_id=actor_id, **_substitute_details(session, sub))
     return sub
+
+
+def remove_substitute(session: Session, substitute_row: int, *, actor_id: int | None = None,
+                      at: datetime | None = None) -> None:
+    sub = session.get(Substitute, substitute_row)
+    if sub is None:
+        raise NotFound("Không tìm thấy.", "Not found.", {"substitute": substitute_row})
+    details = _substitute_details(session, sub)
+    session.delete(sub)
+    session.flush()
+    record(session, Action.SUBSTITUTE_REMOVED, _when(at), actor_id=actor_id, **details)
+
+
+def _substitute_details(session: Session, sub: Substitute) -> dict:
+    names = dict(session.execute(select(User.id, User.username).where(
+        User.id.in_((sub.user_id, sub.substitute_id)))).all())
+    return {"substitute_row": sub.id, "user_id": sub.user_id, "username": names.get(sub.user_id),
+            "substitute_id": sub.substitute_id, "substitute_username": names.get(sub.substitute_id),
+            "starts_on": sub.starts_on.isoformat(), "ends_on": sub.ends_on.isoformat()}
+
+
+def admin_events(session: Session, *, offset: int = 0, limit: int = 50) -> tuple[list[AuditEvent], int]:
+    """A page of the administration log, newest first, and how many events it holds in all."""
+    from sqlalchemy import func
+
+    actions = [a.value for a in ADMIN_ACTIONS]
+    total = session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action.in_(actions)))
+    rows = list(session.scalars(select(AuditEvent).where(AuditEvent.action.in_(actions))
+                                .order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).offset(offset).limit(limit)))
+    return rows, total
 
 
 def user_by_username(session: Session, username: str) -> User | None:
@@ -122,7 +232,8 @@ def load_users(session: Session, path: Path) -> int:
             continue
         password_hash = password_hash or hash_password(spec["password"])
         user = create_user(session, row["username"], row["full_name"], email=row.get("email", ""),
-                           positions=[tuple(p) for p in row.get("positions", [])], is_admin=row.get("is_admin", False))
+                           positions=[tuple(p) for p in row.get("positions", [])], is_admin=row.get("is_admin", False),
+                           audit=False)
         user.password_hash = password_hash
         created += 1
     return created
@@ -137,7 +248,6 @@ def merge_organisation(session: Session, source: str, target: str, *, actor_id: 
     """
     from sqlalchemy import update
 
-    from engine.audit import Action, record
     from engine.models import HumanTask, Instance, TaskState
 
     if source == target:

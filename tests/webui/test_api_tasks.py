@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from engine import directory
 from engine.models import HumanTask
-from tests.webui.conftest import FORM, GOOD, INSTRUCTIONS, error_of, only_task, open_task_ids
+from tests.webui.conftest import API, FORM, GOOD, INSTRUCTIONS, error_of, only_task, open_task_ids
 
 
 def test_staff_sees_the_unit_task_in_the_inbox_and_other_units_do_not(api, engine, case):
@@ -246,3 +246,58 @@ def test_actions_on_a_suspended_case_are_409(api, engine, case):
     assert api("admin").post(f"/instances/{case}/suspend", json={"reason": "Chờ"}).status_code == 200
     response = api("nn.cv").post(f"/tasks/{task_id}/complete", json={"data": GOOD})
     assert response.status_code == 409 and "tạm dừng" in error_of(response)["message"]
+
+
+# ------------------------------------------------------------------ drafts
+def _put(caller, path, **kw):
+    return caller.client.put(API + path, headers=caller._headers(kw.pop("headers", None)), **kw)
+
+
+def test_draft_routes_save_read_and_discard_without_validating(api, engine, people, case, clock):
+    task_id = only_task(engine, case)
+    empty = api("nn.cv").get(f"/tasks/{task_id}/draft")
+    assert empty.status_code == 200
+    assert empty.get_json() == {"task_id": task_id, "data": None, "saved_at": None, "saved_by": None}
+    half = {"noi_dung": "ng", "so_tien": "chưa rõ"}  # fails the form, and that is fine for a draft
+    saved = _put(api("nn.cv"), f"/tasks/{task_id}/draft", json={"data": half})
+    assert saved.status_code == 200, saved.get_json()
+    body = saved.get_json()
+    assert body["data"] == half and body["saved_by"]["username"] == "nn.cv"
+    assert body["saved_at"] == clock.now().isoformat()
+    assert open_task_ids(engine, case) == [task_id]  # nothing submitted
+    read = api("nn.cv2").get(f"/tasks/{task_id}/draft").get_json()
+    assert read["data"] == half and read["saved_by"]["username"] == "nn.cv"
+    gone = api("nn.cv2").delete(f"/tasks/{task_id}/draft")
+    assert gone.status_code == 200 and gone.get_json()["data"] is None
+    assert api("nn.cv").get(f"/tasks/{task_id}/draft").get_json()["data"] is None
+
+
+def test_draft_routes_refuse_typename_bad_bodies_and_strangers(api, engine, case):
+    task_id = only_task(engine, case)
+    for body in ({"data": {"typename": "Decimal"}}, {"data": {"a": [{"typename": 1}]}}, {"data": []},
+                 {"data": "x"}, {}, {"data": {}, "extra": 1}):
+        response = _put(api("nn.cv"), f"/tasks/{task_id}/draft", json=body)
+        assert response.status_code == 400, (body, response.get_json())
+    assert "typename" in error_of(_put(api("nn.cv"), f"/tasks/{task_id}/draft",
+                                       json={"data": {"typename": "x"}}))["message"]
+    big = _put(api("nn.cv"), f"/tasks/{task_id}/draft", json={"data": {"ghi_chu": "x" * 300_000}})
+    assert big.status_code == 413
+    for name in ("yt.cv", "khcn.ld"):  # cannot see the case: not found
+        assert _put(api(name), f"/tasks/{task_id}/draft", json={"data": {}}).status_code == 404
+        assert api(name).get(f"/tasks/{task_id}/draft").status_code == 404
+        assert api(name).delete(f"/tasks/{task_id}/draft").status_code == 404
+    supervisor = _put(api("nn.ld"), f"/tasks/{task_id}/draft", json={"data": {"noi_dung": "x"}})
+    assert supervisor.status_code == 403  # sees the case, may not complete the step
+    assert api("nn.ld").get(f"/tasks/{task_id}/draft").status_code == 403
+    assert api("nn.cv").get(f"/tasks/{task_id}/draft").get_json()["data"] is None  # nothing was saved
+    assert api(None).get(f"/tasks/{task_id}/draft").status_code == 401
+
+
+def test_a_completed_tasks_draft_is_gone_and_cannot_be_saved_again(api, engine, case):
+    task_id = only_task(engine, case)
+    assert _put(api("nn.cv"), f"/tasks/{task_id}/draft", json={"data": {"noi_dung": "Mua"}}).status_code == 200
+    assert api("nn.cv").post(f"/tasks/{task_id}/complete", json={"data": GOOD}).status_code == 200
+    assert api("nn.cv").get(f"/tasks/{task_id}/draft").get_json()["data"] is None
+    late = _put(api("nn.cv"), f"/tasks/{task_id}/draft", json={"data": {"noi_dung": "muộn"}})
+    assert late.status_code == 409 and error_of(late)["code"] == "conflict"
+    assert api("nn.cv").delete(f"/tasks/{task_id}/draft").status_code == 409

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import io
+import json
+from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from engine.models import Definition, OutboxMessage, Position, Substitute, Timer, User
+from engine import directory
+from engine.models import AuditEvent, Definition, OutboxMessage, Position, Substitute, Timer, User
 from tests.webui.views_helpers import text_of
 from workflows import WORKFLOWS_DIR
 
 pytest_plugins = ("tests.webui.views_fixtures",)
 
 ADMIN_PAGES = ["/admin/", "/admin/users", "/admin/organisations", "/admin/substitutes", "/admin/definitions",
-               "/admin/outbox", "/admin/timers"]
+               "/admin/outbox", "/admin/timers", "/admin/log", "/admin/calendar"]
 ADMIN_POSTS = ["/admin/users", "/admin/organisations/merge", "/admin/substitutes", "/admin/definitions",
-               "/admin/outbox/retry", "/admin/timers/retry"]
+               "/admin/outbox/retry", "/admin/timers/retry", "/admin/calendar", "/admin/calendar/2026-12-01/delete"]
 
 
 def test_only_administrators_reach_the_admin_pages(browser_for, people):
@@ -165,3 +168,131 @@ def test_failed_timers_and_retry(browser_for, engine, people):
     with engine.db.read() as session:
         assert session.get(Timer, timer).state == "pending"
     assert "Không có hẹn giờ nào bị lỗi." in text_of(admin.get("/admin/timers"))
+
+
+# ------------------------------------------------------------------ administration log
+@pytest.fixture
+def since(engine, people) -> int:
+    """The last audit row before the test acts (creating the fixtures' people is audited too)."""
+    with engine.db.read() as session:
+        return session.scalar(select(func.max(AuditEvent.id))) or 0
+
+
+def _admin_events(engine, since: int) -> list[AuditEvent]:
+    with engine.db.read() as session:
+        return list(session.scalars(select(AuditEvent).where(
+            AuditEvent.id > since, AuditEvent.action.in_([a.value for a in directory.ADMIN_ACTIONS]))
+            .order_by(AuditEvent.id)))
+
+
+def test_every_directory_change_from_the_admin_pages_is_audited_with_the_acting_admin(browser_for, engine, people,
+                                                                                       clock, since):
+    admin = browser_for("admin")
+    admin.post("/admin/users", data={"username": "tc.cv", "full_name": "Lê Thị Hoa", "password": "MatKhau@2026",
+                                     "org_code": "SO_TC", "role": "staff"})
+    with engine.db.read() as session:
+        new_id = session.scalar(select(User.id).where(User.username == "tc.cv"))
+    clock.advance(minutes=1)
+    admin.post(f"/admin/users/{new_id}/positions", data={"org_code": "SO_YT", "role": "supervisor"})
+    with engine.db.read() as session:
+        position = session.scalar(select(Position.id).where(Position.user_id == new_id, Position.org_code == "SO_YT"))
+    admin.post(f"/admin/users/{new_id}/positions/{position}/delete")
+    admin.post(f"/admin/users/{new_id}/password", data={"password": "MoiMoi@2027"})
+    admin.post(f"/admin/users/{new_id}/deactivate")
+    admin.post(f"/admin/users/{new_id}/deactivate")  # no change: nothing to record
+    admin.post(f"/admin/users/{new_id}/activate")
+    admin.post(f"/admin/users/{new_id}/grant_admin")
+    admin.post(f"/admin/users/{new_id}/revoke_admin")
+    admin.post("/admin/substitutes", data={"user_id": people["nn.ld"], "substitute_id": people["nn.cv"],
+                                           "starts_on": "30/11/2026", "ends_on": "04/12/2026"})
+    with engine.db.read() as session:
+        row = session.scalar(select(Substitute.id))
+    admin.post(f"/admin/substitutes/{row}/delete")
+    admin.post("/admin/organisations/merge", data={"source": "SO_NNPTNT", "target": "SO_KHCN"})
+
+    events = _admin_events(engine, since)
+    assert [e.action for e in events] == [
+        "user_created", "position_added", "position_removed", "password_reset", "user_updated", "user_updated",
+        "user_updated", "user_updated", "substitute_added", "substitute_removed", "organisation_merged"]
+    assert {e.actor_id for e in events} == {people["admin"]}
+    assert all(e.instance_id is None for e in events)
+    created, added, removed, reset = events[:4]
+    assert created.details["username"] == "tc.cv" and created.details["positions"] == [["SO_TC", "staff"]]
+    assert created.at == clock.now() - timedelta(minutes=1)
+    assert (added.details["user_id"], added.details["org"], added.details["role"]) == (new_id, "SO_YT", "supervisor")
+    assert (removed.details["org"], removed.details["role"]) == ("SO_YT", "supervisor")
+    assert reset.details == {"user_id": new_id, "username": "tc.cv"}
+    assert [e.details["changes"] for e in events[4:8]] == [
+        {"active": False}, {"active": True}, {"is_admin": True}, {"is_admin": False}]
+    assert events[8].details["substitute_username"] == "nn.cv" and events[8].details["starts_on"] == "2026-11-30"
+    with engine.db.read() as session:
+        password_hash = session.get(User, new_id).password_hash
+    for e in events:  # never a password nor its hash
+        text = json.dumps(e.details, ensure_ascii=False)
+        assert "MatKhau" not in text and "MoiMoi" not in text and password_hash not in text and "argon" not in text
+
+
+def test_refused_changes_leave_no_audit_row(browser_for, engine, people, since):
+    admin = browser_for("admin")
+    admin.post("/admin/users", data={"username": "nn.cv", "full_name": "trùng"})  # taken
+    admin.post(f"/admin/users/{people['nn.cv']}/positions", data={"org_code": "KHONG_CO", "role": "staff"})
+    admin.post(f"/admin/users/{people['nn.cv']}/password", data={"password": "ngan"})
+    admin.post(f"/admin/users/{people['admin']}/deactivate")
+    admin.post("/admin/substitutes", data={"user_id": people["nn.ld"], "substitute_id": people["nn.ld"],
+                                           "starts_on": "30/11/2026", "ends_on": "04/12/2026"})
+    browser_for("nn.ld").post(f"/admin/users/{people['nn.cv']}/deactivate")
+    assert _admin_events(engine, since) == []
+
+
+def test_own_password_change_is_in_the_log_too(browser_for, engine, people):
+    from tests.webui.views_helpers import PASSWORD
+
+    user = people.add("tc.cv", ("SO_TC", "staff"), password=PASSWORD)
+    since = _admin_events(engine, 0)[-1].id
+    client = browser_for("tc.cv")
+    assert client.post("/password", data={"current_password": PASSWORD, "new_password": "MoiMoi@2027",
+                                          "confirm_password": "MoiMoi@2027"}).status_code == 302
+    [event] = _admin_events(engine, since)
+    assert (event.action, event.actor_id, event.details) == ("password_changed", user,
+                                                             {"user_id": user, "username": "tc.cv"})
+
+
+def test_the_admin_log_lists_who_did_what_and_when_newest_first(browser_for, engine, people, clock):
+    admin = browser_for("admin")
+    admin.post("/admin/users", data={"username": "tc.cv", "full_name": "Lê Thị Hoa", "org_code": "SO_TC",
+                                     "role": "staff"})
+    clock.advance(hours=5, minutes=7)
+    admin.post(f"/admin/users/{people['nn.cv2']}/deactivate")
+    with engine.db.write() as session:  # as the command line does: no acting administrator
+        directory.add_substitute(session, people["yt.ld"], people["yt.cv"], date(2026, 12, 1), date(2026, 12, 3),
+                                 at=clock.now())
+    page = browser_for("admin").get("/admin/log")
+    assert page.status_code == 200
+    text = text_of(page)
+    assert "Nhật ký quản trị" in text
+    first = text.index("Thêm người xử lý thay")
+    second = text.index("Cập nhật tài khoản")
+    third = text.index("Tạo người dùng")
+    assert first < second < third  # newest first
+    assert "30/11/2026 14:07 Admin (admin) Cập nhật tài khoản nn.cv2: khóa tài khoản" in text
+    assert "30/11/2026 09:00 Admin (admin) Tạo người dùng tc.cv (Lê Thị Hoa); Chuyên viên — Sở Tài chính" in text
+    assert "Hệ thống (dòng lệnh)" in text and "yt.cv xử lý thay yt.ld từ 01/12/2026 đến 03/12/2026" in text
+    browser_for("admin").get("/lang/en")
+    english = text_of(browser_for("admin").get("/admin/log"))
+    assert "Admin log" in english and "Account updated" in english and "account locked" in english
+
+
+def test_the_admin_log_pages_fifty_at_a_time(browser_for, engine, people, clock):
+    with engine.db.write() as session:
+        for i in range(53):
+            clock.advance(minutes=1)
+            directory.update_user(session, people["nn.cv2"], active=i % 2 == 1, actor_id=people["admin"],
+                                  at=clock.now())
+    first = browser_for("admin").get("/admin/log")
+    assert "Trang 1 / 2" in text_of(first)
+    assert text_of(first).count("Cập nhật tài khoản") == 50
+    second = text_of(browser_for("admin").get("/admin/log?page=2"))
+    assert second.count("Cập nhật tài khoản") == 3 and "30/11/2026 09:01" in second
+    assert "30/11/2026 09:01" not in text_of(first)
+    assert browser_for("admin").get("/admin/log?page=abc").status_code == 200
+    assert browser_for("nn.cv").get("/admin/log").status_code == 403

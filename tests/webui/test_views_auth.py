@@ -192,3 +192,80 @@ def test_lockout_window_is_fifteen_minutes():
     from webui.views.auth import LOCK_FOR, MAX_FAILURES
 
     assert MAX_FAILURES == 5 and LOCK_FOR == timedelta(minutes=15)
+
+
+# ------------------------------------------------------------------ lockout shared by every web process
+@pytest.fixture
+def second_web(settings, clock):
+    """Another web process: its own engine (connection pool) and app over the same database."""
+    from engine.db import Database
+    from engine.runtime import Engine
+
+    other = Engine(Database.from_settings(settings), settings, clock)
+    yield create_app(other, {"TESTING": True, "WTF_CSRF_ENABLED": False})
+    other.db.dispose()
+
+
+def _failures(engine, username):
+    from engine.models import SignInFailure
+
+    with engine.db.read() as session:
+        row = session.get(SignInFailure, username)
+        return None if row is None else (row.failures, row.locked_until)
+
+
+def test_two_web_processes_share_the_failure_count(web, second_web, staff, engine, clock):
+    one, two = web.test_client(), second_web.test_client()
+    for client in (one, two, one, two):
+        assert _login(client, password="sai-mat-khau").status_code == 401
+    assert _failures(engine, "tc.cv")[0] == 4
+    clock.advance(minutes=1)
+    assert _login(one, password="sai-mat-khau").status_code == 401  # the fifth, wherever it lands
+    assert _failures(engine, "tc.cv") == (5, clock.now() + timedelta(minutes=15))
+    for client in (one, two, second_web.test_client()):  # locked everywhere, even with the right password
+        locked = _login(client)
+        assert locked.status_code == 401 and "tạm khóa" in text_of(locked)
+        assert "09:16" in text_of(locked)  # until 15 minutes after the last failure, local time
+    clock.advance(minutes=15)
+    assert _login(two).status_code == 302
+    assert _failures(engine, "tc.cv") is None  # success clears it for every process
+    for _ in range(4):
+        _login(one, password="sai-mat-khau")
+    assert _login(two).status_code == 302
+
+
+def test_concurrent_failures_are_all_counted(web, second_web, engine):
+    import threading
+
+    apps = [web, second_web] * 2
+    barrier = threading.Barrier(len(apps))
+    statuses = []
+
+    def fail(app):
+        client = app.test_client()
+        barrier.wait()
+        statuses.append(_login(client, username="khong.ton.tai", password="sai").status_code)
+
+    threads = [threading.Thread(target=fail, args=(a,)) for a in apps]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert statuses == [401] * 4
+    assert _failures(engine, "khong.ton.tai") == (4, None)  # no lost update
+    _login(second_web.test_client(), username="khong.ton.tai", password="sai")
+    assert _failures(engine, "khong.ton.tai")[1] is not None
+
+
+def test_the_count_restarts_after_the_window_and_old_rows_are_cleared(web, staff, engine, clock):
+    client = web.test_client()
+    for _ in range(4):
+        _login(client, password="sai-mat-khau")
+    _login(client, username="ai.do", password="sai")
+    clock.advance(minutes=16)  # the window is over: these four no longer count
+    _login(client, password="sai-mat-khau")
+    assert _failures(engine, "tc.cv")[0] == 1
+    assert _failures(engine, "ai.do") is None  # a stale row goes when anyone fails again
+    for _ in range(3):
+        _login(client, password="sai-mat-khau")
+    assert _login(client).status_code == 302

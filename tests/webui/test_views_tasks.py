@@ -280,3 +280,95 @@ def test_a_returned_first_step_still_offers_no_return(browser_for, engine, propo
     browser_for("nn.ld").post(f"/tasks/{approve.id}/return", data={"reason": "Bổ sung số liệu"})
     again = only_task(engine, proposal, "soan_de_xuat")
     assert "/return" not in browser_for("nn.cv").get(f"/tasks/{again.id}").get_data(as_text=True)
+
+
+# ------------------------------------------------------------------ saved drafts (Lưu nháp)
+def _draft_row(engine, task_id):
+    from engine.models import TaskDraft
+
+    with engine.db.read() as session:
+        row = session.get(TaskDraft, task_id)
+        return None if row is None else dict(row.data)
+
+
+def test_the_task_form_offers_save_draft_next_to_submit(browser_for, engine, proposal):
+    task = _draft(engine, proposal)
+    body = browser_for("nn.cv").get(f"/tasks/{task.id}").get_data(as_text=True)
+    assert re.search(rf'<button[^>]*name="_draft"[^>]*formaction="/tasks/{task.id}/draft"[^>]*formnovalidate'
+                     r'[^>]*>Lưu nháp</button>', body)
+    assert body.index('name="_submit"') < body.index('name="_draft"')
+    assert "Bản nháp lưu lúc" not in body
+
+
+def test_a_half_filled_draft_is_saved_without_validation_and_reopens_prefilled(browser_for, engine, proposal,
+                                                                                clock):
+    task = _draft(engine, proposal)
+    response = browser_for("nn.cv").post(f"/tasks/{task.id}/draft", data={
+        "noi_dung_de_xuat": "ngắn", "kinh_phi_de_xuat": "1.500.000", "so_van_ban": "", "_draft": "1"})
+    assert response.status_code == 302 and response.headers["Location"] == f"/tasks/{task.id}"
+    assert _draft_row(engine, task.id) == {"noi_dung_de_xuat": "ngắn", "kinh_phi_de_xuat": 1500000}
+    assert only_task(engine, proposal).id == task.id  # nothing submitted
+
+    clock.advance(hours=3)  # the page is reopened later, by a colleague of the same queue
+    page = browser_for("nn.cv2").get(f"/tasks/{task.id}")
+    body, text = page.get_data(as_text=True), text_of(page)
+    assert "Bản nháp lưu lúc 30/11/2026 09:00 bởi Nn Cv." in text
+    assert re.search(r'<textarea id="f-noi_dung_de_xuat" name="noi_dung_de_xuat"[^>]*>ngắn</textarea>', body)
+    assert re.search(r'name="kinh_phi_de_xuat" value="1.500.000"', body)
+    assert "Cần ít nhất 10 ký tự" not in text  # a draft is not checked
+    flashed = text_of(browser_for("nn.cv").get(f"/tasks/{task.id}"))
+    assert "Đã lưu nháp. Bạn có thể quay lại hoàn thiện và trình sau." in flashed
+
+
+def test_unreadable_values_are_kept_in_the_draft_as_typed(browser_for, engine, proposal):
+    task = _draft(engine, proposal)
+    browser_for("nn.cv").post(f"/tasks/{task.id}/draft", data={"kinh_phi_de_xuat": "một triệu"})
+    assert _draft_row(engine, task.id) == {"kinh_phi_de_xuat": "một triệu"}
+    body = browser_for("nn.cv").get(f"/tasks/{task.id}").get_data(as_text=True)
+    assert 'name="kinh_phi_de_xuat" value="một triệu"' in body
+
+
+def test_submitting_after_a_draft_completes_the_task_and_the_draft_is_gone(browser_for, engine, proposal):
+    task = _draft(engine, proposal)
+    browser_for("nn.cv").post(f"/tasks/{task.id}/draft", data={"so_van_ban": "125/SNN-KH"})
+    invalid = browser_for("nn.cv").post(f"/tasks/{task.id}/complete", data={"so_van_ban": "125/SNN-KH"})
+    assert invalid.status_code == 400  # the real submission is validated as ever
+    assert _submit(browser_for, engine, proposal).status_code == 302
+    only_task(engine, proposal, "lanh_dao_duyet")
+    page = text_of(browser_for("nn.cv").get(f"/tasks/{task.id}"))
+    assert "Bản nháp lưu lúc" not in page
+    late = browser_for("nn.cv").post(f"/tasks/{task.id}/draft", data={"so_van_ban": "muộn"})
+    assert late.status_code == 409
+    assert _draft_row(engine, task.id) == {"so_van_ban": "125/SNN-KH"}  # the stale row is never shown nor changed
+
+
+def test_only_who_may_complete_may_save_a_draft(browser_for, engine, proposal):
+    task = _draft(engine, proposal)
+    assert browser_for("yt.cv").post(f"/tasks/{task.id}/draft", data={"so_van_ban": "x"}).status_code == 404
+    supervisor = browser_for("nn.ld").post(f"/tasks/{task.id}/draft", data={"so_van_ban": "x"})
+    assert supervisor.status_code == 403  # sees the case, may not work on the step
+    assert "Bạn không được giao xử lý công việc này." in text_of(supervisor)
+    assert browser_for("yt.cv").post(f"/tasks/{task.id}/draft/delete").status_code == 404
+    assert _draft_row(engine, task.id) is None
+    browser_for("nn.cv").post(f"/tasks/{task.id}/draft", data={"so_van_ban": "của đơn vị"})
+    assert "Bản nháp lưu lúc" not in text_of(browser_for("nn.ld").get(f"/tasks/{task.id}"))
+    assert "của đơn vị" not in browser_for("nn.ld").get(f"/tasks/{task.id}").get_data(as_text=True)
+
+
+def test_the_draft_can_be_thrown_away(browser_for, engine, proposal):
+    task = _draft(engine, proposal)
+    browser_for("nn.cv").post(f"/tasks/{task.id}/draft", data={"so_van_ban": "125/SNN-KH"})
+    response = browser_for("nn.cv").post(f"/tasks/{task.id}/draft/delete")
+    assert response.status_code == 302
+    assert _draft_row(engine, task.id) is None
+    page = text_of(browser_for("nn.cv").get(f"/tasks/{task.id}"))
+    assert "Đã xóa bản nháp." in page and "Bản nháp lưu lúc" not in page
+
+
+def test_save_draft_in_english(browser_for, engine, proposal):
+    task = _draft(engine, proposal)
+    client = browser_for("nn.cv")
+    client.get("/lang/en")
+    client.post(f"/tasks/{task.id}/draft", data={"so_van_ban": "125/SNN-KH"})
+    text = text_of(client.get(f"/tasks/{task.id}"))
+    assert "Save draft" in text and "Draft saved on 30/11/2026 09:00 by Nn Cv." in text

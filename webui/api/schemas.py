@@ -127,6 +127,14 @@ NEW_TOKEN = obj({**TOKEN["properties"], "token": {"type": "string", "description
 ME = obj({"id": INT, "username": STRING, "full_name": STRING, "is_admin": BOOL,
           "positions": {"type": "array", "items": obj({"organisation": ref("OrgRef"), "role": STRING})},
           "auth": {"type": "string", "enum": ["token", "session"]}})
+TASK_DRAFT = obj({
+    "task_id": STRING,
+    "data": {**nullable(ANY_OBJECT),
+             "description": "Biểu mẫu đang soạn, chưa kiểm tra; null nếu chưa có bản nháp / the unvalidated form, "
+                            "null when there is no draft"},
+    "saved_at": nullable(DATETIME),
+    "saved_by": nullable(ref("UserRef")),
+})
 MESSAGE_RESULT = obj({"instances": {"type": "array", "items": INT}})
 HEALTH = obj({"status": STRING, "database": STRING})
 ERROR = obj({"error": obj({
@@ -144,6 +152,7 @@ COMPONENTS = {
     "TaskPage": page_of("TaskListItem"),
     "TaskDetail": TASK_DETAIL,
     "TaskResult": TASK_RESULT,
+    "TaskDraft": TASK_DRAFT,
     "InstanceListItem": INSTANCE_LIST_ITEM,
     "InstancePage": page_of("InstanceListItem"),
     "InstanceSummary": INSTANCE_SUMMARY,

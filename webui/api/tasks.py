@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine import queries
+from engine import drafts, queries
 from engine.errors import NotFound
 from engine.models import HumanTask
 from webui.api import schemas as S
@@ -119,3 +119,47 @@ def reassign_task(call):
         target = resolve_user(session, call.body.get("user_id"), call.body.get("username"))
     eng.reassign(call.actor.id, task_id, target, call.body.get("note", ""))
     return _task_result(task_id)
+
+
+# ------------------------------------------------------------------ drafts (Lưu nháp)
+DRAFT_BODY = S.obj({"data": {**S.ANY_OBJECT, "description": "Biểu mẫu đang soạn (không kiểm tra theo biểu mẫu) / "
+                                                            "the form as it is now (not validated)"}},
+                   ["data"], closed=True)
+DRAFT_ERRORS = (403, 409)
+
+
+def _draft_dict(task_id: str, found) -> dict:
+    if found is None:
+        return {"task_id": task_id, "data": None, "saved_at": None, "saved_by": None}
+    with engine().db.read() as session:
+        who = queries.user_refs(session, [found.saved_by]).get(found.saved_by)
+    return {"task_id": found.task_id, "data": found.data, "saved_at": found.saved_at, "saved_by": who}
+
+
+@api_route("GET", "/tasks/{task_id}/draft", summary="Bản nháp của công việc / a task's saved draft", tag="tasks",
+           params=(TASK_ID,), response="TaskDraft", errors=(403,))
+def get_task_draft(call):
+    """The draft saved for this open task (`data` is null when there is none, or when the task is no
+    longer open). Only someone who may complete the task may read it (403 otherwise)."""
+    task_id = _visible(call)
+    return _draft_dict(task_id, drafts.load_draft(engine(), call.actor.id, task_id))
+
+
+@api_route("PUT", "/tasks/{task_id}/draft", summary="Lưu nháp / save a draft", tag="tasks", params=(TASK_ID,),
+           body=DRAFT_BODY, body_required=True, response="TaskDraft", errors=DRAFT_ERRORS)
+def save_task_draft(call):
+    """Keep the form `data` as it is, replacing any earlier draft: it is not checked against the
+    form (it may be half-filled) and nothing is submitted. It must still be a JSON object of at
+    most 256 KB without the reserved `typename` key. Only someone who may complete the task (403),
+    only while it is open and its case running (409)."""
+    task_id = _visible(call)
+    return _draft_dict(task_id, drafts.save_draft(engine(), call.actor.id, task_id, call.body["data"]))
+
+
+@api_route("DELETE", "/tasks/{task_id}/draft", summary="Xóa bản nháp / discard a draft", tag="tasks",
+           params=(TASK_ID,), response="TaskDraft", errors=DRAFT_ERRORS)
+def discard_task_draft(call):
+    """Throw the draft away (harmless when there is none); answers the now empty draft."""
+    task_id = _visible(call)
+    drafts.discard_draft(engine(), call.actor.id, task_id)
+    return _draft_dict(task_id, None)

@@ -3,6 +3,9 @@ fills webui/translations/en/LC_MESSAGES/messages.po after `pybabel update`. Kept
 so a translator can review the pairs side by side."""
 
 EN = {
+    "Cơ sở dữ liệu tạm thời không truy cập được, vui lòng thử lại sau giây lát.":
+        "The database is temporarily unavailable, please try again shortly.",
+    "Tạm thời không phục vụ được": "Temporarily unavailable",
     "(Người khởi tạo)": "(Initiator)",
     "12 tháng qua": "Last 12 months",
     "3 tháng qua": "Last 3 months",
@@ -347,6 +350,71 @@ EN = {
     "Để xóa một dòng, hãy để trống mọi ô của dòng đó.": "To remove a row, leave all its cells empty.",
     "Đổi mật khẩu": "Change password",
     "— Chọn —": "— Choose —",
+    "%(key)s, phiên bản %(version)s": "%(key)s, version %(version)s",
+    "%(sub)s xử lý thay %(user)s từ %(start)s đến %(end)s": "%(sub)s stands in for %(user)s from %(start)s to %(end)s",
+    "Bản nháp lưu lúc %(time)s bởi %(name)s.": "Draft saved on %(time)s by %(name)s.",
+    "Bỏ chức vụ": "Position removed",
+    "Bỏ ngày này khỏi lịch?": "Remove this day from the calendar?",
+    "Chưa có thay đổi nào.": "No changes yet.",
+    "Chưa nhập ngày nào trong năm này.": "No day entered for this year.",
+    "Các thay đổi về người dùng, chức vụ, người xử lý thay, mật khẩu, đơn vị, lịch làm việc và quy trình; "
+    "mới nhất ở trên.":
+        "Changes to users, positions, substitutes, passwords, organisations, the working calendar and "
+        "processes; newest first.",
+    "Cập nhật": "Updated",
+    "Cập nhật tài khoản": "Account updated",
+    "Ghi chú (ví dụ số văn bản)": "Note (e.g. the document number)",
+    "Ghi chú tối đa %(n)s ký tự.": "The note is limited to %(n)s characters.",
+    "Hạn xử lý tính theo ngày làm việc: bỏ qua thứ Bảy, Chủ nhật và ngày lễ, Tết; tính thêm ngày nghỉ bù và "
+    "ngày làm bù do Chính phủ công bố mà quản trị nhập dưới đây.":
+        "Deadlines count working days: Saturdays, Sundays and public holidays are skipped, and so are the "
+        "extra days off the government announces, while its make-up working days count; enter those below.",
+    "Hệ thống (dòng lệnh)": "System (command line)",
+    "Không có dữ liệu ngày lễ cho năm này.": "No holiday data for this year.",
+    "Loại ngày": "Kind of day",
+    "Làm bù": "Make-up working day",
+    "Lưu": "Save",
+    "Lưu nháp": "Save draft",
+    "Lịch làm việc": "Working calendar",
+    "Nghỉ": "Day off",
+    "Nghỉ bù": "Extra day off",
+    "Ngày": "Date",
+    "Ngày làm bù": "Make-up working day",
+    "Ngày làm bù (làm việc)": "Make-up working day (work)",
+    "Ngày lễ, Tết theo quy định": "Public holidays",
+    "Ngày nghỉ bù (không làm việc)": "Extra day off (no work)",
+    "Ngày nghỉ bù theo thông báo của Chính phủ": "Day off announced by the government",
+    "Ngày nghỉ bù, ngày làm bù đã nhập": "Days off and make-up working days entered",
+    "Người thực hiện": "By",
+    "Nhật ký quản trị": "Admin log",
+    "Năm": "Year",
+    "Năm %(year)s": "Year %(year)s",
+    "Năm phải từ %(first)s đến %(last)s.": "The year must be between %(first)s and %(last)s.",
+    "Thao tác": "Action",
+    "Thay đổi lịch làm việc": "Working calendar changed",
+    "Thêm ngày nghỉ bù hoặc làm bù": "Add a day off or a make-up working day",
+    "Tạo người dùng": "User created",
+    "Tự đổi mật khẩu": "Own password changed",
+    "Tự động theo luật và các đợt hoán đổi đã biết; không sửa được ở đây. Ngày đã nhập ở trên được ưu tiên.":
+        "Set by law and the known swaps; they cannot be edited here. A day entered above takes precedence.",
+    "Vui lòng chọn loại ngày: nghỉ bù hoặc làm bù.": "Choose the kind of day: day off or make-up working day.",
+    "Vui lòng nhập ngày.": "Please enter a date.",
+    "Xóa bản nháp": "Discard draft",
+    "Xóa người xử lý thay": "Substitute removed",
+    "bỏ ngày đã đặt": "day cleared",
+    "bỏ quyền quản trị": "administrator rights revoked",
+    "cấp quyền quản trị": "administrator rights granted",
+    "khóa tài khoản": "account locked",
+    "mở khóa tài khoản": "account unlocked",
+    "ngày làm bù": "make-up working day",
+    "ngày nghỉ": "day off",
+    "quản trị hệ thống": "administrator",
+    "Đã bỏ ngày %(day)s khỏi lịch.": "%(day)s removed from the calendar.",
+    "Đã lưu ngày %(day)s.": "%(day)s saved.",
+    "Đã lưu nháp. Bạn có thể quay lại hoàn thiện và trình sau.":
+        "Draft saved. You can come back to finish and submit it later.",
+    "Đã xóa bản nháp.": "Draft discarded.",
+    "Đặt lại mật khẩu": "Password reset",
 }
 
 

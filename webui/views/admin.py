@@ -10,10 +10,11 @@ from datetime import date
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 
-from engine import directory
+from engine import directory, queries
 from engine.errors import EngineError, InvalidInput, NotFound
 from engine.models import HumanTask, Organisation, Position, Substitute, TaskState, Timer, User
 from webui.views import admin_required, catalogue, engine, formats
@@ -103,7 +104,8 @@ def create_user():
             user = directory.create_user(
                 s, form.get("username", ""), (form.get("full_name") or "").strip() or form.get("username", ""),
                 email=(form.get("email") or "").strip(), password=form.get("password") or None,
-                positions=[position] if position else [], is_admin=form.get("is_admin") == "1")
+                positions=[position] if position else [], is_admin=form.get("is_admin") == "1",
+                actor_id=_me(), at=engine().now())
             user_id = user.id
     except EngineError as exc:
         return _failed(exc, "admin.users")
@@ -134,7 +136,8 @@ def add_position(user_id: int):
             person = s.get(User, user_id)
             if person is None:
                 raise NotFound("Không tìm thấy người dùng.", "User not found.")
-            directory.add_position(s, person, request.form.get("org_code", ""), request.form.get("role", ""))
+            directory.add_position(s, person, request.form.get("org_code", ""), request.form.get("role", ""),
+                                   actor_id=_me(), at=engine().now())
     except EngineError as exc:
         return _failed(exc, "admin.user", user_id=user_id)
     return _done(_("Đã thêm chức vụ."), "admin.user", user_id=user_id)
@@ -144,10 +147,7 @@ def add_position(user_id: int):
 @admin_required
 def remove_position(user_id: int, position_id: int):
     with engine().db.write() as s:
-        row = s.get(Position, position_id)
-        if row is None or row.user_id != user_id:
-            raise NotFound("Không tìm thấy chức vụ.", "Position not found.")
-        s.delete(row)
+        directory.remove_position(s, user_id, position_id, actor_id=_me(), at=engine().now())
     return _done(_("Đã bỏ chức vụ."), "admin.user", user_id=user_id)
 
 
@@ -159,10 +159,7 @@ def set_password(user_id: int):
     except InvalidInput as exc:
         return _failed(exc, "admin.user", user_id=user_id)
     with engine().db.write() as s:
-        person = s.get(User, user_id)
-        if person is None:
-            raise NotFound("Không tìm thấy người dùng.", "User not found.")
-        person.password_hash = new_hash
+        directory.set_password_hash(s, user_id, new_hash, actor_id=_me(), at=engine().now())
     return _done(_("Đã đặt mật khẩu mới."), "admin.user", user_id=user_id)
 
 
@@ -173,13 +170,10 @@ def change_user(user_id: int, change: str):
         flash(_("Không thể tự khóa hoặc tự bỏ quyền quản trị của chính mình."), "error")
         return redirect(url_for("admin.user", user_id=user_id))
     with engine().db.write() as s:
-        person = s.get(User, user_id)
-        if person is None:
-            raise NotFound("Không tìm thấy người dùng.", "User not found.")
         if change in ("activate", "deactivate"):
-            person.active = change == "activate"
+            directory.update_user(s, user_id, active=change == "activate", actor_id=_me(), at=engine().now())
         else:
-            person.is_admin = change == "grant_admin"
+            directory.update_user(s, user_id, is_admin=change == "grant_admin", actor_id=_me(), at=engine().now())
     return _done(_("Đã cập nhật."), "admin.user", user_id=user_id)
 
 
@@ -257,7 +251,7 @@ def add_substitute():
             if s.get(User, user_id) is None or s.get(User, substitute_id) is None:
                 raise InvalidInput("Vui lòng chọn người vắng mặt và người xử lý thay.",
                                    "Choose the absent person and the substitute.")
-            directory.add_substitute(s, user_id, substitute_id, starts, ends)
+            directory.add_substitute(s, user_id, substitute_id, starts, ends, actor_id=_me(), at=engine().now())
     except ValueError:
         flash(_("Vui lòng chọn người vắng mặt và người xử lý thay."), "error")
         return redirect(url_for("admin.substitutes"))
@@ -270,10 +264,84 @@ def add_substitute():
 @admin_required
 def remove_substitute(substitute_row: int):
     with engine().db.write() as s:
-        row = s.get(Substitute, substitute_row)
-        if row is None:
-            raise NotFound("Không tìm thấy.", "Not found.")
-        s.delete(row)
+        directory.remove_substitute(s, substitute_row, actor_id=_me(), at=engine().now())
     return _done(_("Đã xóa."), "admin.substitutes")
 
+
+# ------------------------------------------------------------------ administration log
+LOG_PER_PAGE = 50
+LOG_ACTIONS = {
+    "user_created": _l("Tạo người dùng"),
+    "user_updated": _l("Cập nhật tài khoản"),
+    "position_added": _l("Thêm chức vụ"),
+    "position_removed": _l("Bỏ chức vụ"),
+    "substitute_added": _l("Thêm người xử lý thay"),
+    "substitute_removed": _l("Xóa người xử lý thay"),
+    "password_reset": _l("Đặt lại mật khẩu"),
+    "password_changed": _l("Tự đổi mật khẩu"),
+    "organisation_merged": _l("Sáp nhập đơn vị"),
+    "calendar_changed": _l("Thay đổi lịch làm việc"),
+    "definition_deployed": _l("Triển khai quy trình"),
+}
+_CHANGES = {
+    ("active", True): _l("mở khóa tài khoản"),
+    ("active", False): _l("khóa tài khoản"),
+    ("is_admin", True): _l("cấp quyền quản trị"),
+    ("is_admin", False): _l("bỏ quyền quản trị"),
+}
+_DAY_KINDS = {"off": _l("ngày nghỉ"), "work": _l("ngày làm bù"), None: _l("bỏ ngày đã đặt")}
+
+
+def _org_label(orgs: dict, code) -> str:
+    org = orgs.get(code)
+    return formats.org_name({"code": code, "name_vi": org.name_vi, "name_en": org.name_en}) if org else str(code or "")
+
+
+def _describe(action: str, d: dict, orgs: dict) -> str:
+    """What an administration event changed, in one line of the reader's language."""
+    role = catalogue.label(catalogue.ROLES, d.get("role"))
+    if action == "user_created":
+        text = f"{d.get('username', '')} ({d.get('full_name', '')})"
+        held = [f"{catalogue.label(catalogue.ROLES, r)} — {_org_label(orgs, o)}" for o, r in d.get("positions") or []]
+        if held:
+            text += "; " + ", ".join(held)
+        if d.get("is_admin"):
+            text += "; " + _("quản trị hệ thống")
+        return text
+    if action == "user_updated":
+        changes = [str(_CHANGES.get((k, v), f"{k}: {v}")) for k, v in (d.get("changes") or {}).items()]
+        return f"{d.get('username', '')}: {', '.join(changes)}"
+    if action in ("position_added", "position_removed"):
+        return f"{d.get('username', '')}: {role} — {_org_label(orgs, d.get('org'))}"
+    if action in ("substitute_added", "substitute_removed"):
+        return _("%(sub)s xử lý thay %(user)s từ %(start)s đến %(end)s", sub=d.get("substitute_username") or "",
+                 user=d.get("username") or "", start=formats.local_date(d.get("starts_on")),
+                 end=formats.local_date(d.get("ends_on")))
+    if action in ("password_reset", "password_changed"):
+        return str(d.get("username", ""))
+    if action == "organisation_merged":
+        return f"{_org_label(orgs, d.get('source'))} → {_org_label(orgs, d.get('target'))}"
+    if action == "calendar_changed":
+        text = f"{formats.local_date(d.get('day'))}: {_DAY_KINDS.get(d.get('kind'), d.get('kind'))}"
+        return text + (f" ({d['note']})" if d.get("note") else "")
+    if action == "definition_deployed":
+        return _("%(key)s, phiên bản %(version)s", key=d.get("process_key", ""), version=d.get("version", ""))
+    return ", ".join(f"{k}: {v}" for k, v in d.items())
+
+
+@bp.get("/log")
+@admin_required
+def log():
+    """Nhật ký quản trị: every change to people, positions, substitutes, organisations and the calendar."""
+    page = request.args.get("page", "1")
+    page = max(1, int(page)) if page.isdigit() and len(page) < 7 else 1
+    with engine().db.read() as s:
+        events, total = directory.admin_events(s, offset=(page - 1) * LOG_PER_PAGE, limit=LOG_PER_PAGE)
+        people = queries.user_refs(s, [e.actor_id for e in events])
+        orgs = {o.code: o for o in _organisations(s, active_only=False)}
+        items = [{"at": e.at, "action": catalogue.label(LOG_ACTIONS, e.action), "kind": e.action,
+                  "actor": people.get(e.actor_id), "what": _describe(e.action, e.details or {}, orgs)}
+                 for e in events]
+    pages = max(1, (total + LOG_PER_PAGE - 1) // LOG_PER_PAGE)
+    return render_template("admin/log.html", items=items, page=min(page, pages), pages=pages, total=total)
 

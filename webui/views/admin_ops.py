@@ -1,18 +1,21 @@
-"""Quản trị hệ thống, operations: process definitions (upload, versions), the mail log and failed timers."""
+"""Quản trị hệ thống, operations: process definitions (upload, versions), the mail log, failed timers and the
+working calendar (public holidays, announced days off and make-up working days)."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import PurePosixPath
 
+import holidays
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from engine import outbox, queries
+from engine import outbox, queries, workdays
 from engine.definitions import MAX_FILES, Bundle
 from engine.errors import EngineError, InvalidInput, NotFound
-from engine.models import Definition, Instance, OutboxMessage, Timer
+from engine.models import CalendarDay, Definition, Instance, OutboxMessage, Timer
 from engine.store import TimerStore
 from webui.views import admin_required, catalogue, engine, formats
 
@@ -145,3 +148,90 @@ def retry_timers():
         count = TimerStore(s).retry(ids, eng.now())
     flash(_("Đã đưa %(n)s hẹn giờ vào hàng đợi chạy lại.", n=count), "success")
     return redirect(url_for("admin_ops.timers"))
+
+
+# ------------------------------------------------------------------ working calendar
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+MAX_NOTE = 255
+DAY_KINDS = ("off", "work")
+
+
+def _public_holidays(year: int) -> list[dict]:
+    """The year's public holidays and the swaps the `holidays` package and the engine already know (read-only)."""
+    language = "en_US" if formats.locale_code() == "en" else "vi"
+    try:
+        pkg = holidays.country_holidays("VN", years=year, language=language)
+    except (NotImplementedError, ValueError, KeyError):  # a release without that language
+        pkg = holidays.country_holidays("VN", years=year)
+    rows = [{"day": d, "name": str(name), "kind": "off"} for d, name in pkg.items() if d.year == year]
+    rows += [{"day": d, "name": name if language == "vi" else _("Ngày nghỉ bù theo thông báo của Chính phủ"),
+              "kind": "off"} for d, name in workdays.ANNOUNCED_DAYS_OFF.items() if d.year == year]
+    makeup = {d for d in pkg.weekend_workdays if d.year == year} | {
+        d for d in workdays.ANNOUNCED_MAKEUP_WORKDAYS if d.year == year}
+    rows += [{"day": d, "name": _("Ngày làm bù"), "kind": "work"} for d in makeup]
+    return sorted(rows, key=lambda r: r["day"])
+
+
+def _calendar_page(year: int, errors: dict | None = None, form: dict | None = None, status: int = 200):
+    with engine().db.read() as s:
+        rows = list(s.scalars(select(CalendarDay).where(CalendarDay.day >= date(year, 1, 1),
+                                                        CalendarDay.day <= date(year, 12, 31))
+                              .order_by(CalendarDay.day)))
+        people = queries.user_refs(s, [r.updated_by for r in rows])
+        configured = [{"day": r.day, "iso": r.day.isoformat(), "kind": r.kind, "note": r.note,
+                       "updated_at": r.updated_at, "updated_by": people.get(r.updated_by)} for r in rows]
+    return render_template("admin/calendar.html", year=year, public=_public_holidays(year), configured=configured,
+                           errors=errors or {}, form=form or {}, first_year=FIRST_YEAR, last_year=LAST_YEAR), status
+
+
+@bp.get("/calendar")
+@admin_required
+def calendar():
+    """Lịch làm việc: the year's holidays, and the days off and make-up working days the administrator set."""
+    raw = request.args.get("year", "")
+    year = int(raw) if raw.isdigit() and FIRST_YEAR <= int(raw) <= LAST_YEAR else engine().today().year
+    return _calendar_page(year)
+
+
+@bp.post("/calendar")
+@admin_required
+def add_calendar_day():
+    eng = engine()
+    form = {"day": (request.form.get("day") or "").strip()[:20], "kind": request.form.get("kind") or "",
+            "note": (request.form.get("note") or "").strip()}
+    errors = {}
+    parsed = formats.parse_date(form["day"]) if form["day"] else None
+    if not form["day"]:
+        errors["day"] = _("Vui lòng nhập ngày.")
+    elif parsed is None:
+        errors["day"] = _("Ngày không hợp lệ, nhập theo dạng dd/mm/yyyy.")
+    elif not FIRST_YEAR <= int(parsed[:4]) <= LAST_YEAR:
+        errors["day"] = _("Năm phải từ %(first)s đến %(last)s.", first=FIRST_YEAR, last=LAST_YEAR)
+    if form["kind"] not in DAY_KINDS:
+        errors["kind"] = _("Vui lòng chọn loại ngày: nghỉ bù hoặc làm bù.")
+    if len(form["note"]) > MAX_NOTE:
+        errors["note"] = _("Ghi chú tối đa %(n)s ký tự.", n=MAX_NOTE)
+    if errors:
+        year = int(parsed[:4]) if parsed and "day" not in errors else eng.today().year
+        return _calendar_page(year, errors, form, 400)
+    day = date.fromisoformat(parsed)
+    eng.set_calendar_day(_me(), day, form["kind"], form["note"])
+    flash(_("Đã lưu ngày %(day)s.", day=formats.local_date(day)), "success")
+    return redirect(url_for("admin_ops.calendar", year=day.year))
+
+
+@bp.post("/calendar/<day>/delete")
+@admin_required
+def remove_calendar_day(day: str):
+    eng = engine()
+    try:
+        parsed = date.fromisoformat(day)
+    except ValueError:
+        raise NotFound("Không tìm thấy ngày này trong lịch.", "This day is not in the calendar.") from None
+    with eng.db.read() as s:
+        if s.get(CalendarDay, parsed) is None:
+            raise NotFound("Không tìm thấy ngày này trong lịch.", "This day is not in the calendar.")
+    eng.set_calendar_day(_me(), parsed, None)
+    flash(_("Đã bỏ ngày %(day)s khỏi lịch.", day=formats.local_date(parsed)), "success")
+    return redirect(url_for("admin_ops.calendar", year=parsed.year))
+

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import secrets
-import threading
 from datetime import datetime, timedelta
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import and_, case, delete, literal, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine import directory
 from engine.errors import InvalidInput
-from engine.models import User
+from engine.models import SignInFailure, User, UTCDateTime
 from webui.api.auth import SessionUser
 from webui.views import engine, formats, safe_next
 
@@ -23,49 +25,62 @@ LOCK_FOR = timedelta(minutes=15)
 
 
 class Lockout:
-    """Failed sign-ins per username, kept IN THIS PROCESS's memory (not in the database, not in the cookie).
+    """Failed sign-ins per username, counted in the database (`sign_in_failures`), so every web
+    process shares them and a restart forgets nothing; a cookie could simply be dropped.
 
-    A cookie can simply be dropped, so the count lives on the server. It is per process: with
-    several web processes each keeps its own count (an attacker gets at most 5 tries per process
-    per 15 minutes), and a restart forgets it. Five failures within 15 minutes lock the username
-    for 15 minutes from the last failure; a successful sign-in clears the count.
+    Five failures within 15 minutes of the first lock the username for 15 minutes from the last
+    failure; a successful sign-in clears the count. A failure is one upsert (atomic on SQLite and
+    PostgreSQL alike, so concurrent failures all count), and each one also deletes the rows whose
+    window and lock are both over, so invented usernames cannot grow the table without bound.
+    Times come from the engine's clock.
     """
 
-    def __init__(self, limit: int = MAX_FAILURES, window: timedelta = LOCK_FOR):
+    def __init__(self, engine, limit: int = MAX_FAILURES, window: timedelta = LOCK_FOR):
+        self.engine = engine
         self.limit = limit
         self.window = window
-        self._failures: dict[str, list[datetime]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: datetime) -> list[datetime]:
-        recent = [t for t in self._failures.get(key, []) if now - t < self.window]
-        if recent:
-            self._failures[key] = recent
-        else:
-            self._failures.pop(key, None)
-        return recent
 
     def locked_until(self, username: str, now: datetime) -> datetime | None:
-        with self._lock:
-            recent = self._recent(username, now)
-            return recent[-1] + self.window if len(recent) >= self.limit else None
+        with self.engine.db.read() as s:
+            until = s.scalar(select(SignInFailure.locked_until).where(SignInFailure.username == username))
+        return until if until is not None and until > now else None
 
     def fail(self, username: str, now: datetime) -> None:
-        with self._lock:
-            if len(self._failures) > 100_000:  # bounded memory under a flood of invented usernames
-                self._failures.clear()
-            self._failures.setdefault(username, []).append(now)
-            self._recent(username, now)
+        table = SignInFailure.__table__
+        c = table.c
+        at = literal(now, UTCDateTime())
+        fresh = c.first_failed_at > literal(now - self.window, UTCDateTime())  # the running window still counts
+        with self.engine.db.write() as s:
+            insert = (pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
+            s.execute(insert.values(username=username, failures=1, first_failed_at=now, last_failed_at=now,
+                                    locked_until=now + self.window if self.limit <= 1 else None)
+                      .on_conflict_do_update(index_elements=[c.username], set_={
+                          "failures": case((fresh, c.failures + 1), else_=1),
+                          "first_failed_at": case((fresh, c.first_failed_at), else_=at),
+                          "last_failed_at": at,
+                          "locked_until": case((and_(fresh, c.failures + 1 >= self.limit),
+                                                literal(now + self.window, UTCDateTime())),
+                                               else_=literal(None, UTCDateTime())),
+                      }))
+            s.execute(delete(table).where(c.last_failed_at < now - self.window,
+                                          or_(c.locked_until.is_(None), c.locked_until < now)))
 
     def clear(self, username: str) -> None:
-        with self._lock:
-            self._failures.pop(username, None)
+        with self.engine.db.read() as s:  # most sign-ins have nothing to clear: no write lock for them
+            if s.scalar(select(SignInFailure.username).where(SignInFailure.username == username)) is None:
+                return
+        with self.engine.db.write() as s:
+            s.execute(delete(SignInFailure).where(SignInFailure.username == username))
 
 
 def lockout() -> Lockout:
     from flask import current_app
 
-    return current_app.extensions.setdefault("dieuphoi.lockout", Lockout())
+    eng = current_app.extensions["dieuphoi"]
+    found = current_app.extensions.get("dieuphoi.lockout")
+    if found is None or found.engine is not eng:
+        found = current_app.extensions["dieuphoi.lockout"] = Lockout(eng)
+    return found
 
 
 def _start_session(user: User) -> None:
@@ -150,7 +165,7 @@ def password():
                 errors["new_password"] = formats.engine_message(exc)
         if not errors:
             with eng.db.write() as s:
-                s.get(User, user_id).password_hash = new_hash
+                directory.set_password_hash(s, user_id, new_hash, actor_id=user_id, at=eng.now())
             _start_session(user)
             flash(_("Đã đổi mật khẩu."), "success")
             return redirect(url_for("tasks.inbox"))

@@ -6,9 +6,9 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from engine import forms, queries
+from engine import drafts, forms, queries
 from engine.descriptor import fold
-from engine.errors import InvalidInput, NotFound
+from engine.errors import Forbidden, InvalidInput, NotFound, TooLarge
 from engine.models import HumanTask
 from webui.views import catalogue, engine, formats, schema_form
 
@@ -119,9 +119,16 @@ def _render(task_id: str, *, data: dict | None = None, errors: dict | None = Non
                        if e["action"] == "task_created"), detail["name"])
     actions["return"] = actions["return"] and detail["name"] != first_step
     actions["reassign"] = detail["state"] == "open" and supervises and bool(members)
+    draft = _draft_of(task_id) if actions["complete"] else None
     # After a return the engine resets the step, so its earlier values are gone from the state:
-    # the case's business fields (kept by the engine in a projection) fill what they can.
-    prefill = data if data is not None else {**(detail["instance"]["business"] or {}), **(detail.get("data") or {})}
+    # the case's business fields (kept by the engine in a projection) fill what they can. A saved
+    # draft is the form exactly as it was left, so it replaces them.
+    if data is not None:
+        prefill = data
+    elif draft is not None:
+        prefill = draft["data"]
+    else:
+        prefill = {**(detail["instance"]["business"] or {}), **(detail.get("data") or {})}
     fields = schema_form.bind(detail["form_schema"], prefill, errors, raw, extra_rows)
     other_errors = schema_form.unplaced_errors(fields, errors or {})
     proc = catalog.get(detail["process"], {})
@@ -135,8 +142,22 @@ def _render(task_id: str, *, data: dict | None = None, errors: dict | None = Non
         business=catalogue.business_lines(detail["instance"]["business"], proc.get("list_fields", {})),
         task_titles={t["name"]: t["title"] for t in (case or {}).get("tasks", [])},
         badge=formats.deadline_badge(detail["due_at"], detail["completed_at"]),
-        row_placeholder=schema_form.ROW_PLACEHOLDER,
+        row_placeholder=schema_form.ROW_PLACEHOLDER, draft=draft,
     ), status
+
+
+def _draft_of(task_id: str) -> dict | None:
+    """The task's saved draft with who saved it, for the page's notice; None if there is none."""
+    eng = engine()
+    try:
+        found = drafts.load_draft(eng, _me(), task_id)
+    except (Forbidden, NotFound):  # the task changed hands since the page was read
+        return None
+    if found is None:
+        return None
+    with eng.db.read() as s:
+        who = queries.user_refs(s, [found.saved_by]).get(found.saved_by)
+    return {"data": found.data, "saved_at": found.saved_at, "saved_by": who}
 
 
 @bp.get("/tasks/<task_id>")
@@ -182,6 +203,32 @@ def complete(task_id: str):
                        message=_("Biểu mẫu có trường chưa hợp lệ, vui lòng kiểm tra lại."), status=400)
     flash(_("Đã hoàn thành bước “%(title)s”.", title=detail["title"]), "success")
     return redirect(url_for("tasks.inbox"))
+
+
+@bp.post("/tasks/<task_id>/draft")
+@login_required
+def save_draft(task_id: str):
+    """Lưu nháp: keep the form as it is, unvalidated and unsubmitted, to finish later."""
+    _require_visible(task_id)
+    eng = engine()
+    with eng.db.read() as s:
+        detail = queries.task_detail(s, current_user, task_id, eng.today(), eng.now(), eng.definitions)
+    parsed = schema_form.parse(detail["form_schema"], request.form)  # unreadable values are kept as typed
+    try:
+        drafts.save_draft(eng, _me(), task_id, parsed.data)
+    except (InvalidInput, TooLarge) as exc:
+        return _render(task_id, data=parsed.data, raw=parsed.raw, message=formats.engine_message(exc), status=400)
+    flash(_("Đã lưu nháp. Bạn có thể quay lại hoàn thiện và trình sau."), "success")
+    return redirect(url_for("tasks.task", task_id=task_id))
+
+
+@bp.post("/tasks/<task_id>/draft/delete")
+@login_required
+def discard_draft(task_id: str):
+    _require_visible(task_id)
+    drafts.discard_draft(engine(), _me(), task_id)
+    flash(_("Đã xóa bản nháp."), "success")
+    return redirect(url_for("tasks.task", task_id=task_id))
 
 
 def _field_paths(schema: dict | None, data: dict) -> set[str]:
