@@ -25,11 +25,25 @@ _CONDITION_TAGS = {f"{{{BPMN_NS}}}conditionExpression", f"{{{BPMN_NS}}}completio
 _EL = re.compile(r"^\s*\$\{(.*)\}\s*$", re.DOTALL)
 
 
+# Far above any real model (the largest in the corpus has ~2,500 elements, 15 attributes on
+# one element, a 1,300-character attribute): past these a file is an attack, not a diagram, and
+# SpiffWorkflow's parser (pure Python) would spend seconds on it and store it in every title.
+MAX_ELEMENTS = 20_000
+MAX_ATTRIBUTES = 256
+MAX_ATTRIBUTE_CHARS = 65_536
+MAX_NAME_CHARS = 255  # ids and names land in 255-character columns (process, task, lane, message)
+_NAMES = {"id", "name", "calledElement"}
+
+
 def _parser() -> etree.XMLParser:
     # No DTDs, no entities, no network, no huge trees: XXE and entity bombs cannot expand.
     return etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True
     )
+
+
+def _refuse(name: str, vi: str, en: str, **details) -> InvalidModel:
+    return InvalidModel(f"Tệp {name} {vi}", f"File {name} {en}", {"file": name, **details})
 
 
 def parse_xml(name: str, raw: bytes, max_bytes: int) -> etree._Element:
@@ -40,12 +54,19 @@ def parse_xml(name: str, raw: bytes, max_bytes: int) -> etree._Element:
             f"File {name} is too large ({len(raw):,} bytes; limit {max_bytes:,}).",
             {"file": name, "size": len(raw), "limit": max_bytes},
         )
+    try:
+        # Models are stored as UTF-8 text. Checking this first also means the DOCTYPE scan below
+        # sees the real characters: a UTF-16 file would hide "<!DOCTYPE" from a byte search.
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _refuse(name, f"phải được mã hóa UTF-8 (byte lỗi ở vị trí {exc.start}).",
+                      f"must be encoded in UTF-8 (invalid byte at offset {exc.start}).", offset=exc.start) from None
+    if b"\x00" in raw:  # no XML character; UTF-16 text without a byte-order mark is full of them
+        raise _refuse(name, "chứa ký tự NUL: tệp phải là XML mã hóa UTF-8.",
+                      "contains NUL characters: the file must be XML encoded in UTF-8.")
     if _DOCTYPE.search(raw):
-        raise InvalidModel(
-            f"Tệp {name} chứa khai báo DOCTYPE/ENTITY, không được phép.",
-            f"File {name} contains a DOCTYPE/ENTITY declaration, which is not allowed.",
-            {"file": name},
-        )
+        raise _refuse(name, "chứa khai báo DOCTYPE/ENTITY, không được phép.",
+                      "contains a DOCTYPE/ENTITY declaration, which is not allowed.")
     try:
         root = etree.fromstring(raw, _parser())
     except etree.XMLSyntaxError as exc:
@@ -56,7 +77,36 @@ def parse_xml(name: str, raw: bytes, max_bytes: int) -> etree._Element:
         ) from None
     if root is None:
         raise InvalidModel(f"Tệp {name} rỗng.", f"File {name} is empty.", {"file": name})
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:  # however it was spelled or encoded
+        raise _refuse(name, "chứa khai báo DOCTYPE/ENTITY, không được phép.",
+                      "contains a DOCTYPE/ENTITY declaration, which is not allowed.")
+    _check_shape(name, root)
     return root
+
+
+def _check_shape(name: str, root: etree._Element) -> None:
+    """Element count and attribute sizes, in one pass over the tree lxml has already built."""
+    count = 0
+    for el in root.iter():
+        count += 1
+        if count > MAX_ELEMENTS:
+            raise _refuse(name, f"có quá nhiều phần tử (tối đa {MAX_ELEMENTS:,}).",
+                          f"has too many elements (at most {MAX_ELEMENTS:,}).", limit=MAX_ELEMENTS)
+        if isinstance(el.tag, str) and el.attrib:  # comments and processing instructions have none
+            if len(el.attrib) > MAX_ATTRIBUTES:
+                raise _refuse(name, f"có phần tử mang quá nhiều thuộc tính (tối đa {MAX_ATTRIBUTES}).",
+                              f"has an element with too many attributes (at most {MAX_ATTRIBUTES}).",
+                              line=el.sourceline)
+            for attribute, value in el.attrib.items():
+                if attribute in _NAMES and len(value) > MAX_NAME_CHARS:
+                    raise _refuse(name, f"có mã hoặc tên ({attribute}) dài quá {MAX_NAME_CHARS} ký tự.",
+                                  f"has an {attribute} longer than {MAX_NAME_CHARS} characters.",
+                                  line=el.sourceline)
+                if len(value) > MAX_ATTRIBUTE_CHARS:
+                    raise _refuse(name, f"có thuộc tính quá dài (tối đa {MAX_ATTRIBUTE_CHARS:,} ký tự).",
+                                  f"has a too long attribute (at most {MAX_ATTRIBUTE_CHARS:,} characters).",
+                                  line=el.sourceline)
 
 
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"

@@ -32,6 +32,7 @@ from engine.models import Definition, Organisation
 DESCRIPTOR_NAME = "process.json"
 _ELEMENT_REPR = re.compile(r"<Element \{[^}]*\}(\w+) at 0x[0-9a-f]+>")
 MAX_FILES = 50
+TITLE_CHARS = 255  # definitions.title_vi / title_en columns
 
 
 @dataclass
@@ -352,8 +353,8 @@ def deploy(session: Session, bundle: Bundle, *, now: datetime, actor_id: int | N
         content_hash=content_hash,
         process_id=parsed.process_id,
         dialect=parsed.dialect,
-        title_vi=text(title, "vi"),
-        title_en=text(title, "en"),
+        title_vi=text(title, "vi")[:TITLE_CHARS],  # a modeler's essay in a name must not fail the insert
+        title_en=text(title, "en")[:TITLE_CHARS],
         files={n: b.decode("utf-8") for n, b in bundle.xml.items()},
         forms=bundle.forms,
         descriptor=descriptor,

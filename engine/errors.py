@@ -41,5 +41,9 @@ class TooLarge(EngineError):
     code, status = "too_large", 413
 
 
+class TooManyAttempts(EngineError):
+    code, status = "too_many_attempts", 429
+
+
 class InvalidModel(EngineError):
     code, status = "invalid_model", 422

@@ -8,7 +8,7 @@ Layers, each covering what the others cannot:
   would otherwise run inside one C call that no timer can interrupt. The same goes for a few
   builtins and methods (range, pow, sum, int, Decimal, str.ljust/join/replace...).
 - A `sys.settrace` hook (plus a tick in every `while` body) enforces a thread-CPU budget, a
-  call-depth limit and a cap on peak-RSS growth for everything that runs line by line.
+  call-depth limit and a cap on resident-memory growth for everything that runs line by line.
 - What a run hands back is size-checked, since the host serializes it later, unbudgeted.
 Known gap: str()/repr() of a structure made of shared references (`a = [a, a]` in a loop) is
 one C call as large as the logical structure; run workers under an OS memory limit too.
@@ -47,7 +47,7 @@ MAX_ITEMS = 1_000_000  # longest sequence/string one operation may build
 MAX_INT_BITS = 10_000  # largest integer `*`, `**`, `<<` or int() may build
 MAX_DECIMAL_EXP = 4_300  # int(Decimal('1e1000000')) alone is ~30 s of uninterruptible C
 MAX_DATA_UNITS = 50_000_000  # logical size of the data a script or expression may hand back
-MAX_RSS_GROWTH_KB = 512 * 1024  # peak-RSS growth allowed during one run
+MAX_RSS_GROWTH_KB = 512 * 1024  # resident-memory growth allowed during one run
 MAX_CALL_DEPTH = 100  # script frames; far below the recursion limit (C calls between them count too)
 FILENAME = "<string>"  # SpiffWorkflow looks for this file name to report the failing line
 _TEXT = (str, bytes, bytearray)
@@ -378,8 +378,18 @@ def _compile(source: str, mode: str) -> types.CodeType:
     return result.code
 
 
-def _peak_rss_kb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+_PAGE_KB = resource.getpagesize() // 1024
+
+
+def _rss_kb() -> int:
+    """The process's resident memory now (Linux). Not the peak (ru_maxrss): that is a high-water
+    mark, so after one refused memory bomb the next run could grow by the old peak plus the limit,
+    and a server would let each bomb go further than the last. Elsewhere the peak is all there is."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE_KB
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 class _Budget:
@@ -402,8 +412,8 @@ class _Budget:
                         f"CPU time limit exceeded ({self.seconds} s)")
         if now >= self.next_rss_check:  # appending 1 MB strings fills GBs within a CPU second
             self.next_rss_check = now + 0.005
-            self.rss0 = self.rss0 or _peak_rss_kb()
-            if _peak_rss_kb() - self.rss0 > MAX_RSS_GROWTH_KB:
+            self.rss0 = self.rss0 or _rss_kb()
+            if _rss_kb() - self.rss0 > MAX_RSS_GROWTH_KB:
                 raise _Stop("Vượt quá bộ nhớ cho phép / Memory limit exceeded")
 
 

@@ -11,7 +11,7 @@ from flask_login import LoginManager, UserMixin, current_user
 from sqlalchemy import select
 
 from engine import queries, tokens
-from engine.errors import Forbidden, InvalidInput
+from engine.errors import Forbidden, InvalidInput, TooManyAttempts
 from engine.models import ApiToken, Position, User
 from webui.api import schemas as S
 from webui.api.http import NEED_LOGIN, Unauthorized
@@ -138,14 +138,29 @@ def token_dict(row: ApiToken, owners: dict, now) -> dict:
 
 @api_route("POST", "/auth/token", summary="Đổi tên đăng nhập và mật khẩu lấy mã truy cập / get a token",
            tag="auth", body=S.TOKEN_REQUEST, body_required=True, status=201, response="NewToken", auth=False,
-           errors=(401,))
+           errors=(401, 429))
 def create_token(call):
     """The token is shown once; only its hash is stored. An unknown user and a wrong password get
-    the same 401. Locking out repeated failures is the web sign-in's job."""
+    the same 401. Failures count with the web sign-in's (same table, same lock): five wrong
+    passwords lock the username for 15 minutes, here and on the sign-in page alike."""
+    from webui.views.auth import lockout
+
     eng = engine()
     body = call.body
-    with eng.db.read() as session:  # argon2 is slow on purpose: not inside the write lock
-        user_id = tokens.check_password(session, body["username"], body["password"]).id
+    guard, username, now = lockout(), body["username"], eng.now()
+    until = guard.locked_until(username, now)
+    if until is not None:
+        local = until.astimezone(eng.tz).strftime("%H:%M %d/%m/%Y")
+        raise TooManyAttempts(f"Tài khoản tạm khóa do nhập sai mật khẩu nhiều lần. Vui lòng thử lại sau {local}.",
+                              f"Account locked after repeated wrong passwords. Try again after {local}.",
+                              {"locked_until": until.isoformat()})
+    try:
+        with eng.db.read() as session:  # argon2 is slow on purpose: not inside the write lock
+            user_id = tokens.check_password(session, username, body["password"]).id
+    except tokens.BadCredentials:
+        guard.fail(username, now)
+        raise
+    guard.clear(username)
     with eng.db.write() as session:
         row, raw = tokens.issue(session, user_id, eng.now(), body.get("name", ""),
                                 body.get("expires_in_days", tokens.DEFAULT_LIFETIME_DAYS))

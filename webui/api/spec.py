@@ -108,6 +108,7 @@ ERROR_DESCRIPTIONS = {
     413: "Dữ liệu quá lớn / too large",
     415: "Kiểu nội dung không được hỗ trợ / unsupported media type",
     422: "Mô hình quy trình không hợp lệ / invalid process model",
+    429: "Tạm khóa do nhập sai mật khẩu nhiều lần / locked after repeated wrong passwords",
 }
 
 

@@ -111,6 +111,7 @@ ERROR_TITLES = {
     413: N_("Tệp quá lớn"),
     422: N_("Dữ liệu không hợp lệ"),
     500: N_("Lỗi hệ thống"),
+    503: N_("Tạm thời không phục vụ được"),
 }
 
 
@@ -148,6 +149,15 @@ def _register_errors(app: Flask) -> None:
     def _unexpected(exc: Exception):
         if isinstance(exc, HTTPException):
             return _http_error(exc)
+        from webui.api import http
+
+        if http.database_unavailable(exc):
+            log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+            if _wants_json():
+                return http.unavailable_response()
+            page, status = error_page(503, _("Cơ sở dữ liệu tạm thời không truy cập được, vui lòng thử lại sau giây "
+                                             "lát."))
+            return page, status, {"Retry-After": str(http.RETRY_AFTER_SECONDS)}
         log.exception("unexpected error on %s %s", request.method, request.path)
         if _wants_json():
             return jsonify(error={"code": "internal", "message": "Lỗi hệ thống / Internal error",
@@ -199,8 +209,6 @@ def init_views(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES",
                           compile_translations(getattr(eng.settings, "instance_dir", None)))
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session: a long form is not lost
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     Babel(app, locale_selector=select_locale, timezone_selector=lambda: eng.settings.timezone)
     csrf.init_app(app)
 
