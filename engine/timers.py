@@ -35,6 +35,20 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+def _async_commit(store: TimerStore) -> None:
+    """On PostgreSQL, a firing's commit does not wait for its WAL flush (about a quarter of a firing's cost).
+
+    Safe here, unlike for a user's action: nobody is told a timer fired until something
+    durable follows. PostgreSQL flushes the WAL in order, so the outbox dispatcher's own
+    (synchronous) claim of an email makes the firing that wrote it durable before the email
+    leaves; and any user's action on what a firing changed flushes it the same way. A crash
+    can only lose the last firings whole (state, timer row and emails together), and they
+    fire again after the restart.
+    """
+    if not store.sqlite:
+        store.execute("SET LOCAL synchronous_commit = off")
+
+
 def fire_due(engine: Engine, *, batch: int = 20, budget_seconds: float | None = None, limit: int = 10_000) -> int:
     """Fire due timers until none is left, `limit` are fired, or the time budget is spent.
 
@@ -47,6 +61,7 @@ def fire_due(engine: Engine, *, batch: int = 20, budget_seconds: float | None = 
         now = engine.now()
         with engine.db.write() as session:
             store = TimerStore(session)
+            _async_commit(store)
             claimed = store.claim_due(now, engine.worker, now + timedelta(seconds=LEASE_SECONDS),
                                       min(batch, limit - fired))
             again = [t for t in claimed if t["id"] in seen]
@@ -69,6 +84,7 @@ def _fire_one(engine: Engine, timer: dict, now) -> bool:
     try:
         with engine._action() as session:
             store = TimerStore(session)
+            _async_commit(store)
             if timer["kind"] == "bpmn":
                 _fire_bpmn(engine, session, store, timer)
             elif timer["kind"] in ("remind", "escalate"):
@@ -107,11 +123,14 @@ def _fire_bpmn(engine: Engine, session, store: TimerStore, timer: dict) -> None:
 
 
 def _fire_deadline(engine: Engine, session, store: TimerStore, timer: dict, now) -> None:
+    # Lock the case first, then read the task: read before the lock, a completion or another
+    # level's firing committed meanwhile would be overwritten (an escalation after completion,
+    # level 1 written over level 2).
+    inst = store.instance_of_task(timer["task_id"], lock=True)
+    if inst is None or inst.status != InstanceStatus.RUNNING.value:
+        return
     task = store.task(timer["task_id"])
     if task is None or task.state != TaskState.OPEN.value:
-        return
-    inst = store.instance(task.instance_id, lock=True)
-    if inst is None or inst.status != InstanceStatus.RUNNING.value:
         return
     title = engine.process_title(session, inst.definition_id)
     if timer["kind"] == "remind":

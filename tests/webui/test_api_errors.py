@@ -88,3 +88,53 @@ def test_vietnamese_comes_first_and_is_not_escaped(api):
     assert "Vui lòng đăng nhập" in text and "\\u" not in text
     vi, en = error_of(response)["message"].split(" / ")
     assert vi.startswith("Vui lòng") and en.startswith("Sign in")
+
+
+def _lost_connection(*args, **kwargs):
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    raise OperationalError("SELECT 1", {}, psycopg.OperationalError("server closed the connection unexpectedly"))
+
+
+def test_a_lost_database_is_a_503_to_retry_not_a_500(app, api, monkeypatch):
+    from webui.api import tasks
+
+    monkeypatch.setattr(tasks.queries, "task_list", _lost_connection)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = api("nn.cv").get("/tasks")
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    error = error_of(response)
+    assert error["code"] == "database_unavailable"
+    assert error["message"].startswith("Cơ sở dữ liệu tạm thời không truy cập được")
+    assert "server closed" not in response.get_data(as_text=True)
+
+
+def test_a_lost_database_is_a_503_page_in_vietnamese(engine, people, monkeypatch):
+    from webui import create_app
+    from webui.views import tasks as task_views
+
+    app = create_app(engine, {"TESTING": True, "WTF_CSRF_ENABLED": False, "PROPAGATE_EXCEPTIONS": False})
+    monkeypatch.setattr(task_views.queries, "task_list", _lost_connection)
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = str(people["nn.cv"])
+        session["_fresh"] = True
+    page = client.get("/")
+    assert page.status_code == 503 and page.headers["Retry-After"] == "5"
+    assert "Cơ sở dữ liệu tạm thời không truy cập được" in page.get_data(as_text=True)
+
+
+def test_a_sqlite_schema_error_stays_a_500(app, api, monkeypatch):
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from webui.api import tasks
+
+    def no_table(*args, **kwargs):
+        raise OperationalError("SELECT x", {}, sqlite3.OperationalError("no such table: x"))
+
+    monkeypatch.setattr(tasks.queries, "task_list", no_table)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    assert api("nn.cv").get("/tasks").status_code == 500

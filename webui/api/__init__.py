@@ -86,6 +86,9 @@ def _http_error(exc: HTTPException):
 def _unexpected(exc: Exception):
     if isinstance(exc, HTTPException):
         return http.http_error_response(exc)
+    if http.database_unavailable(exc):
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+        return http.unavailable_response()
     log.exception("unexpected error on %s %s", request.method, request.path)
     return http.internal_error_response()
 

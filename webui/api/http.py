@@ -52,7 +52,24 @@ _HTTP_ERRORS = {
     415: ("unsupported_media_type", "Kiểu nội dung không được hỗ trợ.", "Unsupported media type."),
     422: ("invalid_model", "Không xử lý được nội dung.", "Unprocessable content."),
     500: ("internal_error", "Lỗi hệ thống, vui lòng thử lại sau.", "Internal error, please try again later."),
+    503: ("database_unavailable", "Cơ sở dữ liệu tạm thời không truy cập được, vui lòng thử lại sau giây lát.",
+          "The database is temporarily unavailable, please try again shortly."),
 }
+RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached (down, restarting, connection cut): a 503 to retry, not a 500."""
+    from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated or isinstance(exc, DisconnectionError):
+        return True
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    text = str(exc.orig if isinstance(exc, DBAPIError) else exc).lower()
+    if type(exc.orig).__module__.startswith("sqlite3"):  # SQLite reports schema errors as OperationalError too
+        return any(word in text for word in ("locked", "busy", "unable to open", "disk i/o"))
+    return True
 
 
 # ------------------------------------------------------------------ responses
@@ -108,6 +125,11 @@ def http_error_response(exc: HTTPException) -> Response:
 def internal_error_response() -> Response:
     code, vi, en = _HTTP_ERRORS[500]
     return error_response(500, code, f"{vi} / {en}")
+
+
+def unavailable_response() -> Response:
+    code, vi, en = _HTTP_ERRORS[503]
+    return error_response(503, code, f"{vi} / {en}", {}, {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def _finite(value):
