@@ -158,6 +158,24 @@ def test_password_change_requires_the_current_password(web, staff):
     assert _login(client, password="MoiMoi@2027").status_code == 302
 
 
+def test_a_user_turns_the_daily_digest_off_and_on(web, staff, engine):
+    from engine.models import User
+
+    def wants() -> bool:
+        with engine.db.read() as s:
+            return s.get(User, staff).daily_digest
+
+    client = web.test_client()
+    _login(client)
+    page = client.get("/password")
+    assert "Nhận thư tổng hợp hằng ngày" in text_of(page) and "lúc 07:00" in text_of(page)
+    assert wants() is True
+    off = client.post("/preferences", data={}, follow_redirects=True)
+    assert "Sẽ không gửi thư tổng hợp hằng ngày nữa." in text_of(off) and wants() is False
+    client.post("/preferences", data={"daily_digest": "1"})
+    assert wants() is True
+
+
 @pytest.fixture
 def guarded(engine):
     """The app as it runs in production: CSRF checks on."""

@@ -3,6 +3,14 @@ fills webui/translations/en/LC_MESSAGES/messages.po after `pybabel update`. Kept
 so a translator can review the pairs side by side."""
 
 EN = {
+    "Sẽ gửi thư tổng hợp mỗi sáng ngày làm việc.": "The digest will be sent every working morning.",
+    "Sẽ không gửi thư tổng hợp hằng ngày nữa.": "The daily digest will no longer be sent.",
+    "Thư tổng hợp hằng ngày": "Daily digest",
+    "Hệ thống hiện không gửi thư tổng hợp hằng ngày.": "The system does not send a daily digest at present.",
+    "Mỗi sáng ngày làm việc lúc %(hour)s:00, một thư liệt kê các việc của bạn đã quá hạn hoặc đến hạn trong ngày.":
+        "Every working morning at %(hour)s:00, one email listing your tasks that are overdue or due that day.",
+    "Nhận thư tổng hợp hằng ngày": "Receive the daily digest",
+    "Lưu lựa chọn": "Save",
     "Cơ sở dữ liệu tạm thời không truy cập được, vui lòng thử lại sau giây lát.":
         "The database is temporarily unavailable, please try again shortly.",
     "Tạm thời không phục vụ được": "Temporarily unavailable",

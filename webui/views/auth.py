@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import and_, case, delete, literal, or_, select
+from sqlalchemy import and_, case, delete, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -169,4 +169,23 @@ def password():
             _start_session(user)
             flash(_("Đã đổi mật khẩu."), "success")
             return redirect(url_for("tasks.inbox"))
-    return render_template("auth/password.html", errors=errors), 400 if errors else 200
+    return _account_page(errors), 400 if errors else 200
+
+
+def _account_page(errors: dict[str, str]) -> str:
+    with engine().db.read() as s:
+        digest = s.scalar(select(User.daily_digest).where(User.id == int(current_user.get_id())))
+    return render_template("auth/password.html", errors=errors, daily_digest=bool(digest),
+                           digest_hour=engine().settings.digest_hour)
+
+
+@bp.post("/preferences")
+@login_required
+def preferences():
+    """The user's own choices: for now, whether the morning digest email comes (engine.digest)."""
+    wanted = request.form.get("daily_digest") == "1"
+    with engine().db.write() as s:
+        s.execute(update(User).where(User.id == int(current_user.get_id())).values(daily_digest=wanted))
+    flash(_("Sẽ gửi thư tổng hợp mỗi sáng ngày làm việc.") if wanted
+          else _("Sẽ không gửi thư tổng hợp hằng ngày nữa."), "success")
+    return redirect(url_for("auth.password"))
