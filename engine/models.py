@@ -183,6 +183,15 @@ class HumanTask(Base):
         Index("ix_tasks_assignee_state", "assignee_id", "state"),
         Index("ix_tasks_instance_state", "instance_id", "state"),
         Index("ix_tasks_spiff", "instance_id", "spiff_task_id"),
+        # Inbox at scale (migration 0006): a unit's queue (covering its count and deadline order),
+        # tasks addressed to one person, what someone finished (or finished acting for someone),
+        # and every open task oldest first.
+        Index("ix_tasks_queue", "org_code", "role", "state", "assignee_id", "candidate_user_id", "due_at",
+              "created_at", "id", "process_key"),
+        Index("ix_tasks_candidate_state", "candidate_user_id", "state"),
+        Index("ix_tasks_completed_by", "completed_by", "created_at", "state", "id"),
+        Index("ix_tasks_acting_for", "acting_for", "created_at", "state", "id"),
+        Index("ix_tasks_state_created", "state", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

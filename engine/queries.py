@@ -15,16 +15,16 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 from uuid import UUID
 
 from jinja2 import ChainableUndefined
 from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy import and_, exists, false, or_, select, true
-from sqlalchemy.orm import Session, defer, load_only
+from sqlalchemy import and_, exists, false, func, literal, or_, select, true, union_all
+from sqlalchemy.orm import Session
 
 from engine import serialization
-from engine.assignment import visible_task_filter
+from engine.assignment import substitutes_today, visible_task_filter
 from engine.errors import Forbidden, InvalidInput, NotFound
 from engine.models import (
     AuditEvent,
@@ -126,7 +126,8 @@ def visible_instance_condition(session: Session, user: User):
     """SQL form of `Engine.may_view_instance`: admin, initiator, owner unit, or a unit/person on a task."""
     if user.is_admin:
         return true()
-    orgs = org_codes(session, user.id)
+    # A subquery rather than a list read first: one statement less on every visibility check.
+    orgs = select(Position.org_code).where(Position.user_id == user.id).scalar_subquery()
     on_a_task = exists().where(
         HumanTask.instance_id == Instance.id,
         or_(HumanTask.org_code.in_(orgs), HumanTask.assignee_id == user.id,
@@ -188,11 +189,14 @@ def task_list(session: Session, user: User, today: date, now: datetime, q: TaskQ
     """A page of tasks for one scope: `mine` (what I may work on / what I did), `group` (my units'),
     `all` (everything for an administrator, the supervised units' for a supervisor)."""
     is_open = q.status == "open"
-    query = select(HumanTask, Instance.title, Instance.status).join(Instance, Instance.id == HumanTask.instance_id)
-    query = query.where(HumanTask.state == OPEN if is_open else HumanTask.state != OPEN)
+    # The page is chosen on human_tasks alone; the cases' titles are read for that page only (joining
+    # first would look up a case for every candidate row before the sort and limit).
+    query = select(HumanTask).where(HumanTask.state == OPEN if is_open else HumanTask.state != OPEN)
     mine_done = or_(HumanTask.completed_by == user.id, HumanTask.acting_for == user.id)
+    arms = None
     if q.scope == "mine":
-        query = query.where(visible_task_filter(session, user.id, today) if is_open else mine_done)
+        # Disjoint arms on their own indexes (see `_open_arms`), combined below.
+        arms = _open_arms(session, user.id, today) if is_open else _done_arms(user.id)
     elif q.scope == "group":
         orgs = org_codes(session, user.id)
         own = visible_task_filter(session, user.id, today) if is_open else mine_done
@@ -216,14 +220,193 @@ def task_list(session: Session, user: User, today: date, now: datetime, q: TaskQ
     descending = not is_open  # the inbox oldest first; finished work newest first
     query = query.where(_after(HumanTask.created_at, HumanTask.id, q.cursor, str, descending))
     order = (HumanTask.created_at.desc(), HumanTask.id.desc()) if descending else (HumanTask.created_at, HumanTask.id)
-    rows = session.execute(query.order_by(*order).limit(q.limit + 1)).all()
-    tasks = [r[0] for r in rows[:q.limit]]
+    if arms is None:
+        rows = list(session.scalars(query.order_by(*order).limit(q.limit + 1)))
+    else:
+        keys = union_all(*(query.with_only_columns(HumanTask.id, HumanTask.created_at).where(cond)
+                           for _kind, cond in arms)).subquery()
+        key_order = (keys.c.created_at.desc(), keys.c.id.desc()) if descending else (keys.c.created_at, keys.c.id)
+        ids = list(session.scalars(select(keys.c.id).order_by(*key_order).limit(q.limit + 1)))
+        found = {t.id: t for t in session.scalars(select(HumanTask).where(HumanTask.id.in_(ids)))} if ids else {}
+        rows = [found[i] for i in ids if i in found]
+    tasks = rows[:q.limit]
+    cases = _case_titles(session, tasks)
     users = user_refs(session, [i for t in tasks for i in (t.assignee_id, t.candidate_user_id, t.completed_by,
                                                            t.acting_for)])
     orgs = org_refs(session, [t.org_code for t in tasks])
-    return _page(rows, q.limit,
-                 lambda r: task_dict(r[0], now, users, orgs, {"title": r[1], "status": r[2]}),
-                 lambda r: (r[0].created_at, r[0].id))
+    return _page(rows, q.limit, lambda t: task_dict(t, now, users, orgs, cases[t.instance_id]),
+                 lambda t: (t.created_at, t.id))
+
+
+def _case_titles(session: Session, tasks) -> dict[int, dict]:
+    wanted = {t.instance_id for t in tasks}
+    if not wanted:
+        return {}
+    rows = session.execute(select(Instance.id, Instance.title, Instance.status).where(Instance.id.in_(wanted)))
+    return {r.id: {"title": r.title, "status": r.status} for r in rows}
+
+
+# ------------------------------------------------------------------ the inbox page
+INBOX_TABS = ("all", "mine", "unit", "done")
+INBOX_STATES = ("overdue", "due_soon", "on_time", "none")
+
+
+@dataclass
+class InboxQuery:
+    """One page of the web inbox. `due_soon_before` (`dashboard.due_soon_before`) is where "due soon" ends;
+    `matches`, if given, is the search: applied in Python (accent-insensitive) to light rows of at
+    most `search_max` candidates, in inbox order."""
+
+    tab: str = "all"
+    process: str | None = None
+    organisation: str | None = None
+    state: str | None = None
+    due_soon_before: datetime | None = None
+    page: int = 1
+    per_page: int = 20
+    matches: Callable[[dict], bool] | None = None
+    search_max: int = 1000
+
+
+@dataclass
+class InboxPage:
+    items: list[dict]
+    total: int
+    page: int
+    pages: int
+    counts: dict
+    truncated: bool
+
+
+def _deadline_condition(state: str, now: datetime, soon_before: datetime | None):
+    soon_before = soon_before or now
+    if state == "overdue":
+        return and_(HumanTask.due_at.is_not(None), HumanTask.due_at < now)
+    if state == "due_soon":
+        return and_(HumanTask.due_at >= now, HumanTask.due_at < soon_before)
+    if state == "on_time":
+        return and_(HumanTask.due_at >= now, HumanTask.due_at >= soon_before)
+    return HumanTask.due_at.is_(None)
+
+
+def _open_arms(session: Session, user_id: int, today: date) -> list[tuple[str, Any]]:
+    """`assignment.visible_task_filter` as disjoint arms, ("mine" | "unit", condition), one per index.
+
+    An OR of the three kinds (assigned to me or to someone I stand in for; addressed to one of
+    us; waiting in one of our units' queues) leaves the planner one plan for all: on SQLite a
+    multi-index OR that reads every candidate row before sorting, and, with only average
+    statistics, the assignee index even for `assignee_id IS NULL`. Separate arms each use their
+    own index (ix_tasks_assignee_state, ix_tasks_candidate_state, ix_tasks_queue), the queue's
+    covering the count and the sort. `+ 0` keeps `assignee_id IS NULL` from choosing an index.
+    """
+    people = [user_id, *substitutes_today(session, user_id, today)]
+    unassigned = (HumanTask.assignee_id + 0).is_(None)
+    arms = [("mine", HumanTask.assignee_id.in_(people)),
+            ("mine", and_(HumanTask.candidate_user_id.in_(people), unassigned))]
+    pairs = sorted(set(session.execute(select(Position.org_code, Position.role)
+                                       .where(Position.user_id.in_(people))).all()))
+    for org_code, role in pairs:
+        arms.append(("unit", and_(HumanTask.org_code == org_code, HumanTask.role == role,
+                                  HumanTask.assignee_id.is_(None), HumanTask.candidate_user_id.is_(None))))
+    return arms
+
+
+def _done_arms(user_id: int) -> list[tuple[str, Any]]:
+    """What I finished, or someone finished acting for me: disjoint arms on ix_tasks_completed_by / _acting_for."""
+    return [("done", HumanTask.completed_by == user_id),
+            ("done", and_(HumanTask.acting_for == user_id,
+                          or_(HumanTask.completed_by.is_(None), HumanTask.completed_by != user_id)))]
+
+
+def _tally(session: Session, arms: list, common: list, now: datetime) -> dict[str, tuple[int, int]]:
+    """{kind: (tasks, overdue tasks)} over the arms, in one statement (each arm counted on its index)."""
+    late = and_(HumanTask.due_at.is_not(None), HumanTask.due_at < now)
+    tallies = union_all(*(select(literal(kind).label("kind"), func.count().label("n"),
+                                 func.count().filter(late).label("late")).select_from(HumanTask)
+                          .where(cond, *common) for kind, cond in arms)).subquery()
+    rows = session.execute(select(tallies.c.kind, func.sum(tallies.c.n), func.sum(tallies.c.late))
+                           .group_by(tallies.c.kind))
+    return {kind: (int(n or 0), int(late_n or 0)) for kind, n, late_n in rows}
+
+
+def inbox_counts(session: Session, user_id: int, today: date, now: datetime) -> tuple[int, int, int]:
+    """(mine, unit, overdue): the navigation bar's counters, as `dashboard.inbox_counts` defines them,
+    counted per arm on the arms' indexes (the single OR query reads every open unassigned task)."""
+    tally = _tally(session, _open_arms(session, user_id, today), [HumanTask.state == OPEN], now)
+    mine, unit = tally.get("mine", (0, 0)), tally.get("unit", (0, 0))
+    return mine[0], unit[0], mine[1] + unit[1]
+
+
+def inbox_page(session: Session, user: User, today: date, now: datetime, q: InboxQuery) -> InboxPage:
+    """The inbox in SQL: counts, tab, deadline filter, order (overdue first, then by due date, no
+    deadline last, then oldest) and the page, so its cost follows the page, not the size of the queue.
+
+    Each visibility arm is a separate SELECT of (id, due_at, created_at) in a UNION ALL: counts and
+    the page's ids come from indexes; only the page's rows are read in full."""
+    done = q.tab == "done"
+    common = [HumanTask.state != OPEN] if done else [HumanTask.state == OPEN]
+    if q.process:
+        common.append(HumanTask.process_key == q.process)
+    if q.organisation:
+        common.append(HumanTask.org_code == q.organisation)
+    arms = _done_arms(user.id) if done else _open_arms(session, user.id, today)
+    counts = {"mine": 0, "unit": 0}
+    if not done:
+        counts.update({kind: n for kind, (n, _late) in _tally(session, arms, common, now).items()})
+    if q.tab in ("mine", "unit"):
+        arms = [(kind, cond) for kind, cond in arms if kind == q.tab] or [(q.tab, false())]
+    if q.state and not done:
+        common.append(_deadline_condition(q.state, now, q.due_soon_before))
+    per_page = max(1, q.per_page)
+    # Only what the order needs (the done arms' indexes hold created_at and id, not due_at).
+    columns = (HumanTask.id, HumanTask.created_at) if done else (HumanTask.id, HumanTask.due_at, HumanTask.created_at)
+
+    def ordered(c):
+        return (c.created_at.desc(), c.id.desc()) if done else (c.due_at.is_(None), c.due_at, c.created_at, c.id)
+
+    keys = union_all(*(select(*columns).where(cond, *common) for _kind, cond in arms)).subquery()
+    order = ordered(keys.c)
+    truncated = False
+    if q.matches is not None:
+        # The candidates' order from the indexes first; then their searchable text, read for those only.
+        candidates = list(session.scalars(select(keys.c.id).order_by(*order).limit(q.search_max + 1)))
+        truncated = len(candidates) > q.search_max
+        candidates = candidates[:q.search_max]
+        light = {r.id: r for r in session.execute(
+            select(HumanTask.id, HumanTask.title, HumanTask.instance_id, HumanTask.process_key, HumanTask.business,
+                   Instance.title.label("instance_title")).join(Instance, Instance.id == HumanTask.instance_id)
+            .where(HumanTask.id.in_(candidates)))} if candidates else {}
+        matched = [i for i in candidates if i in light and q.matches({
+            "id": i, "title": light[i].title, "instance_id": light[i].instance_id, "process": light[i].process_key,
+            "business": light[i].business or {}, "instance_title": light[i].instance_title})]
+        total = len(matched)
+        pages = max(1, -(-total // per_page))
+        page = min(max(1, q.page), pages)
+        ids = matched[(page - 1) * per_page: page * per_page]
+    else:
+        if not done and not q.state:
+            total = counts["mine"] + counts["unit"] if q.tab == "all" else counts[q.tab]
+        else:
+            total = session.scalar(select(func.count()).select_from(keys))
+        pages = max(1, -(-total // per_page))
+        page = min(max(1, q.page), pages)
+        # Each arm gives only its first `page * per_page` keys: a big queue is sorted in its index's
+        # entries, never merged whole with the others.
+        firsts = []
+        for _kind, cond in arms:
+            arm = select(*columns).where(cond, *common).subquery()
+            firsts.append(select(arm).order_by(*ordered(arm.c)).limit(page * per_page).subquery().select())
+        merged = union_all(*firsts).subquery()
+        ids = list(session.scalars(select(merged.c.id).order_by(*ordered(merged.c)).limit(per_page)
+                                   .offset((page - 1) * per_page)))
+    found = {t.id: t for t in session.scalars(select(HumanTask).where(HumanTask.id.in_(ids)))} if ids else {}
+    tasks = [found[i] for i in ids if i in found]
+    cases = _case_titles(session, tasks)
+    users = user_refs(session, [i for t in tasks for i in (t.assignee_id, t.candidate_user_id, t.completed_by,
+                                                           t.acting_for)])
+    orgs = org_refs(session, [t.org_code for t in tasks])
+    items = [task_dict(t, now, users, orgs, cases[t.instance_id]) for t in tasks]
+    return InboxPage(items, total, page, pages, counts, truncated)
 
 
 def task_dict(t: HumanTask, now: datetime, users: dict, orgs: dict, instance: dict | None = None) -> dict:
@@ -362,7 +545,8 @@ def instance_list(session: Session, user: User, now: datetime, q: InstanceQuery)
     return _page(rows, q.limit, to_dict, lambda r: (r.created_at, r.id))
 
 
-def instance_summary(inst: Instance, definition: Definition, users: dict, orgs: dict) -> dict:
+def instance_summary(inst, definition, users: dict, orgs: dict) -> dict:
+    """`inst`: an Instance or a row with its summary columns; `definition`: anything with title_vi and version."""
     return {
         "id": inst.id,
         "process": inst.process_key,
@@ -380,11 +564,28 @@ def instance_summary(inst: Instance, definition: Definition, users: dict, orgs: 
     }
 
 
+@dataclass
+class _DefinitionRef:
+    title_vi: str
+    version: int
+
+
+_SUMMARY_COLUMNS = (Instance.id, Instance.process_key, Instance.title, Instance.status, Instance.owner_org,
+                    Instance.initiator_id, Instance.business, Instance.created_at, Instance.updated_at,
+                    Instance.completed_at, Instance.version, Definition.title_vi.label("definition_title"),
+                    Definition.version.label("definition_version"))
+
+
+def _summary_row(session: Session, instance_id: int):
+    """The columns `instance_summary` shows, with the definition's, in one statement (never the state)."""
+    row = session.execute(select(*_SUMMARY_COLUMNS).join(Definition, Definition.id == Instance.definition_id)
+                          .where(Instance.id == instance_id)).one()
+    return row, _DefinitionRef(row.definition_title, row.definition_version)
+
+
 def instance_brief(session: Session, instance_id: int, now: datetime) -> dict:
     """The case summary with its open tasks, from projections only (the stored state is not even read)."""
-    inst = session.get(Instance, instance_id, options=[defer(Instance.state)])
-    definition = session.get(Definition, inst.definition_id, options=[load_only(
-        Definition.id, Definition.title_vi, Definition.version)])
+    inst, definition = _summary_row(session, instance_id)
     tasks = list(session.scalars(select(HumanTask).where(HumanTask.instance_id == inst.id, HumanTask.state == OPEN)
                                  .order_by(HumanTask.created_at, HumanTask.id)))
     users = user_refs(session, [inst.initiator_id, *(t.assignee_id for t in tasks),
@@ -396,18 +597,21 @@ def instance_brief(session: Session, instance_id: int, now: datetime) -> dict:
 
 
 def task_result(session: Session, task_id: str, next_ids: list[str], now: datetime) -> dict:
-    """What an action on a task answers: the task, the tasks it opened, and the case summary."""
-    task = session.get(HumanTask, task_id)
-    following = [t for t in (session.get(HumanTask, i) for i in next_ids) if t is not None]
+    """What an action on a task answers: the task, the tasks it opened, and the case summary.
+
+    Four statements whatever the number of tasks (tasks, case with definition, people,
+    organisations): this runs after every action, so it is on the hot path of the API."""
+    found = {t.id: t for t in session.scalars(select(HumanTask).where(HumanTask.id.in_([task_id, *next_ids])))}
+    task = found[task_id]
+    following = [found[i] for i in next_ids if i in found]
+    inst, definition = _summary_row(session, task.instance_id)
     people = [i for t in (task, *following) for i in (t.assignee_id, t.candidate_user_id, t.completed_by,
                                                          t.acting_for)]
-    users = user_refs(session, people)
-    orgs = org_refs(session, [t.org_code for t in (task, *following)])
-    brief = instance_brief(session, task.instance_id, now)
-    brief.pop("open_tasks")
+    users = user_refs(session, [inst.initiator_id, *people])
+    orgs = org_refs(session, [inst.owner_org, *(t.org_code for t in (task, *following))])
     return {"task": task_dict(task, now, users, orgs),
             "next_tasks": [task_dict(t, now, users, orgs) for t in following],
-            "instance": brief}
+            "instance": instance_summary(inst, definition, users, orgs)}
 
 
 def instance_detail(session: Session, user: User, instance_id: int, today: date, now: datetime,
