@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import threading
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterator
 
@@ -46,6 +47,11 @@ class Database:
                 wal = self._wal = WalCheckpointer(path)
                 event.listen(self.engine, "commit", lambda _conn: wal.note_commit())
         self._writer = self.engine.execution_options(dieuphoi_immediate=True)
+        # SQLite has one writer at a time. This process's writers queue here, where the next is
+        # woken as soon as the lock is free, rather than in SQLite's busy handler, which sleeps and
+        # polls (up to 100 ms a time): under load that made a write's p99 over a second. Other
+        # processes (a worker, the CLI) still meet the busy timeout.
+        self._write_lock = threading.RLock() if self.is_sqlite else None
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
@@ -63,7 +69,7 @@ class Database:
         """
         from engine.audit import flush_pending
 
-        with self._writer.begin() as conn:
+        with self._write_lock or nullcontext(), self._writer.begin() as conn:
             session = Session(bind=conn, expire_on_commit=False)
             session.info[CONNECTION_KEY] = conn
             try:

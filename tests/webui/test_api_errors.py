@@ -115,7 +115,7 @@ def test_a_lost_database_is_a_503_page_in_vietnamese(engine, people, monkeypatch
     from webui.views import tasks as task_views
 
     app = create_app(engine, {"TESTING": True, "WTF_CSRF_ENABLED": False, "PROPAGATE_EXCEPTIONS": False})
-    monkeypatch.setattr(task_views.queries, "task_list", _lost_connection)
+    monkeypatch.setattr(task_views.queries, "inbox_page", _lost_connection)
     client = app.test_client()
     with client.session_transaction() as session:
         session["_user_id"] = str(people["nn.cv"])

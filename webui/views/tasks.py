@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from engine import drafts, forms, queries
+from engine.dashboard import due_soon_before
 from engine.descriptor import fold
 from engine.errors import Forbidden, InvalidInput, NotFound, TooLarge
 from engine.models import HumanTask
@@ -14,9 +15,8 @@ from webui.views import catalogue, engine, formats, schema_form
 
 bp = Blueprint("tasks", __name__)
 
-INBOX_MAX = 1000  # one person's open work; sorted and filtered in memory beyond the SQL filters
+INBOX_MAX = 1000  # the search window: candidates whose text is folded and matched in Python
 PER_PAGE = 20
-_ORDER = {"overdue": 0, "due_soon": 1, "on_time": 2, None: 3}
 TABS = ("all", "mine", "unit", "done")
 STATES = ("overdue", "due_soon", "on_time", "none")
 
@@ -36,6 +36,9 @@ def _int_arg(name: str, default: int = 1) -> int:
 @bp.get("/")
 @login_required
 def inbox():
+    """My tasks and my units' queues, overdue first. Counting, filtering, ordering and paging
+    happen in SQL on the task indexes (queries.inbox_page); only the page's rows are read in
+    full. Search stays accent-insensitive in Python over a bounded window of candidates."""
     eng = engine()
     tab = request.args.get("tab") if request.args.get("tab") in TABS else "all"
     process = request.args.get("process") or None
@@ -43,45 +46,37 @@ def inbox():
     state = request.args.get("state") if request.args.get("state") in STATES else None
     search = (request.args.get("q") or "").strip()[:200]
     done = tab == "done"
+    now = eng.now()
     with eng.db.read() as s:
-        page = queries.task_list(s, current_user, eng.today(), eng.now(), queries.TaskQuery(
-            scope="mine", status="done" if done else "open", process=process, organisation=organisation,
-            limit=INBOX_MAX))
         catalog = catalogue.processes(s)
         my_orgs = queries.org_refs(s, queries.org_codes(s, _me()))
-    items = page.items
-    for item in items:
+        matches = None
+        if search:
+            needle = fold(search)
+
+            def matches(r: dict) -> bool:
+                proc = catalog.get(r["process"], {})
+                return needle in fold(" ".join(
+                    [str(r["instance_id"]), r["title"] or "",
+                     catalogue.case_title(r["instance_title"], proc, r["business"]) or "",
+                     proc.get("title", r["process"])] + [str(v) for v in (r["business"] or {}).values()]))
+
+        page = queries.inbox_page(s, current_user, eng.today(), now, queries.InboxQuery(
+            tab=tab, process=process, organisation=organisation, state=None if done else state,
+            due_soon_before=due_soon_before(eng.calendar, now), page=_int_arg("page"),
+            per_page=PER_PAGE, matches=matches, search_max=INBOX_MAX))
+    for item in page.items:
         item["badge"] = formats.deadline_badge(item["due_at"], item["completed_at"] if done else None)
         item["queue"] = item["assignee"] is None and item["candidate"] is None
         proc = catalog.get(item["process"], {})
         item["process_title"] = proc.get("title", item["process"])
         item["fields"] = catalogue.business_lines(item["business"], proc.get("list_fields", {}))
         item["instance_title"] = catalogue.case_title(item.get("instance_title"), proc, item["business"])
-    counts = {"mine": sum(1 for i in items if not i["queue"]), "unit": sum(1 for i in items if i["queue"])}
-    if tab == "mine":
-        items = [i for i in items if not i["queue"]]
-    elif tab == "unit":
-        items = [i for i in items if i["queue"]]
-    if state and not done:
-        items = [i for i in items if (i["badge"]["kind"] if i["badge"] else "none") == state]
-    if search:
-        needle = fold(search)
-        items = [i for i in items if needle in fold(" ".join(
-            [str(i["instance_id"]), i["title"] or "", i.get("instance_title") or "", i["process_title"]]
-            + [str(v) for v in (i["business"] or {}).values()]))]
-    if not done:
-        far = eng.now().replace(year=9999)
-        items.sort(key=lambda i: (_ORDER.get(i["badge"]["kind"] if i["badge"] else None, 3),
-                                  i["due_at"] or far, i["created_at"]))
-    page_no = _int_arg("page")
-    pages = max(1, (len(items) + PER_PAGE - 1) // PER_PAGE)
-    page_no = min(page_no, pages)
-    shown = items[(page_no - 1) * PER_PAGE: page_no * PER_PAGE]
     filters = {k: v for k, v in {"tab": tab, "process": process, "organisation": organisation, "state": state,
                                  "q": search}.items() if v}
-    return render_template("tasks/inbox.html", items=shown, total=len(items), page=page_no, pages=pages,
-                           tab=tab, filters=filters, processes=catalog, organisations=my_orgs, counts=counts,
-                           truncated=page.next_cursor is not None, state=state, search=search,
+    return render_template("tasks/inbox.html", items=page.items, total=page.total, page=page.page,
+                           pages=page.pages, tab=tab, filters=filters, processes=catalog, organisations=my_orgs,
+                           counts=page.counts, truncated=page.truncated, state=state, search=search,
                            process=process, organisation=organisation)
 
 
