@@ -278,20 +278,16 @@ def reference_inbox():
     """The inbox as it was before it was paged in SQL: up to 1,000 visible tasks read, then counted,
     filtered, sorted and paged in Python. Slow at scale, simple to trust: the oracle the real view
     (webui.views.tasks.inbox on engine.queries.inbox_page) is compared with."""
-    from flask import render_template, request
+    from flask import render_template
     from flask_login import current_user
 
     from engine import queries
     from engine.descriptor import fold
-    from webui.views import catalogue, engine, formats
-    from webui.views.tasks import INBOX_MAX, PER_PAGE, STATES, TABS, _int_arg, _me
+    from webui.views import catalogue, engine
+    from webui.views.tasks import INBOX_MAX, PER_PAGE, _int_arg, _me, decorate_inbox_items, inbox_filters
 
     eng = engine()
-    tab = request.args.get("tab") if request.args.get("tab") in TABS else "all"
-    process = request.args.get("process") or None
-    organisation = request.args.get("organisation") or None
-    state = request.args.get("state") if request.args.get("state") in STATES else None
-    search = (request.args.get("q") or "").strip()[:200]
+    tab, process, organisation, state, search = inbox_filters()
     done = tab == "done"
     with eng.db.read() as s:
         page = queries.task_list(s, current_user, eng.today(), eng.now(), queries.TaskQuery(
@@ -300,13 +296,7 @@ def reference_inbox():
         catalog = catalogue.processes(s)
         my_orgs = queries.org_refs(s, queries.org_codes(s, _me()))
     items = page.items
-    for item in items:
-        item["badge"] = formats.deadline_badge(item["due_at"], item["completed_at"] if done else None)
-        item["queue"] = item["assignee"] is None and item["candidate"] is None
-        proc = catalog.get(item["process"], {})
-        item["process_title"] = proc.get("title", item["process"])
-        item["fields"] = catalogue.business_lines(item["business"], proc.get("list_fields", {}))
-        item["instance_title"] = catalogue.case_title(item.get("instance_title"), proc, item["business"])
+    decorate_inbox_items(items, catalog, done)
     counts = {"mine": sum(1 for i in items if not i["queue"]), "unit": sum(1 for i in items if i["queue"])}
     if tab == "mine":
         items = [i for i in items if not i["queue"]]

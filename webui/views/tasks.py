@@ -33,6 +33,26 @@ def _int_arg(name: str, default: int = 1) -> int:
 
 
 # ------------------------------------------------------------------ inbox
+def decorate_inbox_items(items: list[dict], catalog: dict, done: bool) -> None:
+    """What a row of the inbox shows besides the task: its badge, queue mark, process and case titles."""
+    for item in items:
+        item["badge"] = formats.deadline_badge(item["due_at"], item["completed_at"] if done else None)
+        item["queue"] = item["assignee"] is None and item["candidate"] is None
+        proc = catalog.get(item["process"], {})
+        item["process_title"] = proc.get("title", item["process"])
+        item["fields"] = catalogue.business_lines(item["business"], proc.get("list_fields", {}))
+        item["instance_title"] = catalogue.case_title(item.get("instance_title"), proc, item["business"])
+
+
+def inbox_filters() -> tuple[str, str | None, str | None, str | None, str]:
+    """The inbox's query string: (tab, process, organisation, deadline state, search), cleaned."""
+    tab = request.args.get("tab") if request.args.get("tab") in TABS else "all"
+    process = request.args.get("process") or None
+    organisation = request.args.get("organisation") or None
+    state = request.args.get("state") if request.args.get("state") in STATES else None
+    return tab, process, organisation, state, (request.args.get("q") or "").strip()[:200]
+
+
 @bp.get("/")
 @login_required
 def inbox():
@@ -40,11 +60,7 @@ def inbox():
     happen in SQL on the task indexes (queries.inbox_page); only the page's rows are read in
     full. Search stays accent-insensitive in Python over a bounded window of candidates."""
     eng = engine()
-    tab = request.args.get("tab") if request.args.get("tab") in TABS else "all"
-    process = request.args.get("process") or None
-    organisation = request.args.get("organisation") or None
-    state = request.args.get("state") if request.args.get("state") in STATES else None
-    search = (request.args.get("q") or "").strip()[:200]
+    tab, process, organisation, state, search = inbox_filters()
     done = tab == "done"
     now = eng.now()
     with eng.db.read() as s:
@@ -65,13 +81,7 @@ def inbox():
             tab=tab, process=process, organisation=organisation, state=None if done else state,
             due_soon_before=due_soon_before(eng.calendar, now), page=_int_arg("page"),
             per_page=PER_PAGE, matches=matches, search_max=INBOX_MAX))
-    for item in page.items:
-        item["badge"] = formats.deadline_badge(item["due_at"], item["completed_at"] if done else None)
-        item["queue"] = item["assignee"] is None and item["candidate"] is None
-        proc = catalog.get(item["process"], {})
-        item["process_title"] = proc.get("title", item["process"])
-        item["fields"] = catalogue.business_lines(item["business"], proc.get("list_fields", {}))
-        item["instance_title"] = catalogue.case_title(item.get("instance_title"), proc, item["business"])
+    decorate_inbox_items(page.items, catalog, done)
     filters = {k: v for k, v in {"tab": tab, "process": process, "organisation": organisation, "state": state,
                                  "q": search}.items() if v}
     return render_template("tasks/inbox.html", items=page.items, total=page.total, page=page.page,
