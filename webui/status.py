@@ -1,8 +1,10 @@
-"""A plain status page and health check until the full web UI lands."""
+"""A plain status page for signed-in people (process versions, case and task counts) and the
+health check that load balancers and monitors probe without signing in."""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, render_template
+from flask_login import login_required
 from sqlalchemy import func, select
 
 from engine.models import Definition, HumanTask, Instance, TaskState
@@ -15,6 +17,7 @@ def _engine():
 
 
 @bp.get("/status")
+@login_required
 def index():
     engine = _engine()
     with engine.db.read() as session:

@@ -61,10 +61,10 @@ MATRIX = {
     "auth.login": (PUBLIC, "GET", {}, None, False),
     "api.openapi": (PUBLIC, "GET", {}, None, False),
     "status.health": (PUBLIC, "GET", {}, None, False),
-    "status.index": (PUBLIC, "GET", {}, None, False),  # counts and titles only; see security.md
     "api.create_token": (WRONG_PASSWORD, "POST", {}, _json({"username": "nn.cv", "password": "sai"}), False),
     # any signed-in user
     "auth.password": (SIGNED_IN, "GET", {}, None, False),
+    "status.index": (SIGNED_IN, "GET", {}, None, False),  # process titles and counts: not for the public
     "auth.preferences": (SIGNED_IN, "POST", {}, {"data": {"daily_digest": "1"}}, False),
     "tasks.inbox": (SIGNED_IN, "GET", {}, None, False),
     "instances.index": (SIGNED_IN, "GET", {}, None, False),

@@ -112,8 +112,10 @@ def test_security_headers_on_pages(browser_for):
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
 
 
-def test_status_page_moved_to_its_own_address(browser_for):
-    assert browser_for(None).get("/status").status_code == 200
+def test_status_page_is_for_signed_in_people_and_health_is_open(browser_for):
+    anonymous = browser_for(None).get("/status")
+    assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
+    assert browser_for("nn.cv").get("/status").status_code == 200
     assert browser_for(None).get("/api/v1/health").get_json()["status"] == "ok"
 
 
