@@ -155,18 +155,24 @@ def _error_at(errors: dict, path: str) -> str:
     return errors.get(path, "")
 
 
-def unplaced_errors(fields: list[BoundField], errors: dict) -> dict:
-    """Messages whose path matches no input (e.g. '/' or an unknown key), to show above the form."""
-    placed = set()
+def field_paths(fields: list[BoundField]) -> set[str]:
+    """The path of every input the form shows, nested objects and line items included."""
+    paths: set[str] = set()
 
     def walk(items):
         for f in items:
-            placed.add(f.path)
+            paths.add(f.path)
             walk(f.children)
             for row in f.rows:
                 walk(row)
 
     walk(fields)
+    return paths
+
+
+def unplaced_errors(fields: list[BoundField], errors: dict) -> dict:
+    """Messages whose path matches no input (e.g. '/' or an unknown key), to show above the form."""
+    placed = field_paths(fields)
     return {k: v for k, v in errors.items() if k not in placed}
 
 

@@ -238,18 +238,7 @@ def discard_draft(task_id: str):
 
 def _field_paths(schema: dict | None, data: dict) -> set[str]:
     """The paths the form shows for this data, to tell a field's message from a general one."""
-    fields = schema_form.bind(schema, data)
-    paths: set[str] = set()
-
-    def walk(items):
-        for f in items:
-            paths.add(f.path)
-            walk(f.children)
-            for row in f.rows:
-                walk(row)
-
-    walk(fields)
-    return paths | {"/"}
+    return schema_form.field_paths(schema_form.bind(schema, data)) | {"/"}
 
 
 @bp.post("/tasks/<task_id>/return")
