@@ -66,6 +66,7 @@ def fill(url: str, workdir: Path, n_open: int, n_done: int, seed: int = 7) -> di
 
     from engine import directory, schema
     from engine.models import Definition, HumanTask, Instance, Organisation, Position, Substitute, User
+    from engine.projections import display_title, search_text
     from engine.seed import seed as run_seed
 
     rnd = random.Random(seed)
@@ -77,6 +78,7 @@ def fill(url: str, workdir: Path, n_open: int, n_done: int, seed: int = 7) -> di
     with engine.db.read() as s:
         orgs = list(s.scalars(select(Organisation.code).order_by(Organisation.code)))
         defs = {d.process_key: d.id for d in s.scalars(select(Definition))}
+        templates = {d.process_key: (d.descriptor or {}).get("title_template") for d in s.scalars(select(Definition))}
     # People: the big unit 60 staff, 3 supervisors, 1 leader; others 6-20 staff, 1-2 supervisors;
     # UBND tỉnh's leaders decide the leader steps.
     users, positions, members = [], [], {}
@@ -143,12 +145,15 @@ def fill(url: str, workdir: Path, n_open: int, n_done: int, seed: int = 7) -> di
             staff = members.get((code, "staff")) or [admin_id]
             instances.append({
                 "id": iid, "definition_id": defs[process], "process_key": process,
-                "title": f"{biz['trich_yeu']} ({biz['so_van_ban']})", "status": "running" if running else "completed",
+                "title": case_title(biz), "status": "running" if running else "completed",
                 "owner_org": code, "initiator_id": rnd.choice(staff), "state": "{}", "serializer_version": "1",
                 "business": biz, "next_timer_at": None, "message_waits": 0, "error": None, "created_at": created,
                 "updated_at": created, "completed_at": None if running else created + timedelta(days=20),
                 "version": 1})
             return iid
+
+        def case_title(biz: dict) -> str:
+            return f"{biz['trich_yeu']} ({biz['so_van_ban']})"
 
         def task_row(inst: int, code: str, process: str, name: str, role: str, created: datetime, biz: dict,
                      state: str, due: datetime | None, done_by: int | None = None) -> dict:
@@ -159,15 +164,19 @@ def fill(url: str, workdir: Path, n_open: int, n_done: int, seed: int = 7) -> di
                     claimed = rnd.choice(members[(code, role)])
                 elif r < 0.30:
                     cand = rnd.choice(members[(code, role)])
+            title = name.replace("_", " ").capitalize()
             return {"id": uuid.UUID(int=rnd.getrandbits(128)).hex, "instance_id": inst,
                     "spiff_task_id": str(uuid.UUID(int=rnd.getrandbits(128))), "process_key": process,
-                    "task_name": name, "title": name.replace("_", " ").capitalize(), "lane": role, "org_code": code,
+                    "task_name": name, "title": title, "lane": role, "org_code": code,
                     "role": role, "candidate_user_id": cand, "assignee_id": done_by or claimed, "state": state,
                     "form_key": f"{name}.json", "business": biz, "return_reason": None, "created_at": created,
                     "due_at": due, "completed_at": None if state == "open" else created + timedelta(hours=30),
                     "completed_by": done_by, "escalation_level": 0,
                     # 2% finished by a substitute, acting for a colleague
-                    "acting_for": rnd.choice(members[(code, role)]) if done_by and rnd.random() < 0.02 else None}
+                    "acting_for": rnd.choice(members[(code, role)]) if done_by and rnd.random() < 0.02 else None,
+                    # as the engine writes it (engine.projections.sync_tasks)
+                    "search_text": search_text(inst, title, display_title(case_title(biz), templates[process], biz),
+                                               biz)}
 
         # Open work: one open task per running case, plus 0-3 finished earlier steps (counted in --done).
         done_left = n_done
@@ -471,7 +480,11 @@ def _compare(eng, people: dict, reference, current) -> int:
 
     paths = ["/", "/?tab=mine", "/?tab=unit", "/?tab=done", "/?state=overdue", "/?state=due_soon", "/?state=on_time",
              "/?state=none", "/?process=du_toan_kinh_phi", "/?q=ke hoach", "/?q=SKHCN", "/?page=2", "/?tab=done&page=3",
-             "/?q=chuyen giao&page=2", "/?tab=unit&state=overdue&page=2"]
+             "/?q=chuyen giao&page=2", "/?tab=unit&state=overdue&page=2",
+             # searches over the process title and across its edges (case title | process title | fields),
+             # in the done tab, and with LIKE's wildcards, which must match only themselves
+             "/?q=du toan kinh phi khoa hoc", "/?q=-KH) Dự toán", "/?q=hằng năm 1", "/?q=KL/TW 7",
+             "/?tab=done&q=phe duyet", "/?q=_%", "/?tab=mine&q=2026&state=overdue"]
     differences = links = 0
     for who, uid in people.items():
         for path in paths:

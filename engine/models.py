@@ -215,6 +215,9 @@ class HumanTask(Base):
     completed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     acting_for: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    # The inbox search's folded text (projections.search_text, migration 0007): written with the row,
+    # read only in SQL (queries.search_condition), so never loaded with the rest.
+    search_text: Mapped[str | None] = mapped_column(Text, deferred=True)
 
 
 class AuditEvent(Base):

@@ -21,7 +21,7 @@ from SpiffWorkflow.util.task import TaskState as SpiffState
 
 from engine import assignment, deadlines
 from engine.definitions import ParsedDefinition
-from engine.descriptor import INITIATOR_RULE
+from engine.descriptor import INITIATOR_RULE, fold
 from engine.models import InstanceStatus, TaskState
 from engine.store import InstanceRow, Store, TaskRow, TimerStore
 from engine.workdays import WorkingCalendar
@@ -36,6 +36,41 @@ def render_title(template: str, data: dict) -> str:
         return "" if value is None else str(value)
 
     return _PLACEHOLDER.sub(sub, template)[:500]
+
+
+def display_title(stored: str | None, template: str | None, business: dict | None) -> str:
+    """A case's title as lists show it. The engine renders the title when the case starts, often
+    before the fields its template names are filled in ("Sửa đổi kế hoạch: "); once a task's
+    business fields give every one of them a value, the fresh rendering is shown instead."""
+    names = _PLACEHOLDER.findall(template or "")
+    if names and business and all(business.get(n) not in (None, "") for n in names):
+        return render_title(template, business)
+    return stored or ""
+
+
+# What the inbox search reads of a task, folded. The reader sees "<case id> <step title> <case title>
+# <process title> <business values>"; the process title is in the reader's language, so it is not
+# stored: engine.queries.search_condition joins it in where this separator stands. A folded needle
+# never holds a newline (fold collapses whitespace), so no match crosses it by accident.
+SEARCH_SEPARATOR = "\n"
+
+
+def search_text(instance_id: int, title: str | None, case_title: str | None, business: dict | None) -> str:
+    head = fold(" ".join([str(instance_id), title or "", case_title or ""]))
+    return head + SEARCH_SEPARATOR + fold(" ".join(str(v) for v in (business or {}).values()))
+
+
+def latest_title_template(store: Store, process_key: str, definition_id: int, own: str | None) -> str:
+    """The title template lists use for a case: its process's latest version's (webui's catalogue),
+    which is the case's own unless a newer version was deployed after the case started."""
+    newer = store.scalar(
+        "SELECT descriptor FROM definitions WHERE process_key = :key AND version > "
+        "(SELECT version FROM definitions WHERE id = :id) ORDER BY version DESC LIMIT 1",
+        key=process_key, id=definition_id)
+    if newer is None:
+        return own or ""
+    descriptor = json.loads(newer) if isinstance(newer, str) else newer
+    return (descriptor or {}).get("title_template") or ""
 
 
 def business_fields(parsed: ParsedDefinition, data: dict) -> dict:
@@ -135,6 +170,7 @@ def sync_tasks(store: Store, inst: InstanceRow, wf: BpmnWorkflow, parsed: Parsed
             row.set(state=TaskState.CANCELLED.value, completed_at=now)
             store.save_task(row)
     created, timers = [], []
+    template = None
     lanes = parsed.descriptor.get("lanes") or {}
     task_specs = parsed.descriptor.get("tasks") or {}
     for spiff_id, task in ready.items():
@@ -148,13 +184,19 @@ def sync_tasks(store: Store, inst: InstanceRow, wf: BpmnWorkflow, parsed: Parsed
             store, rule or INITIATOR_RULE, owner_org=inst.owner_org, initiator_id=inst.initiator_id, data=task.data
         )
         plan = deadlines.schedule(cal, task_specs.get(name), now, task.data, tz) if cal is not None else None
+        if template is None:
+            template = latest_title_template(store, inst.process_key, inst.definition_id,
+                                             parsed.descriptor.get("title_template"))
+        title = (spec.title if spec else task.task_spec.name)[:500]
+        business = business_fields(parsed, task.data)
         row = TaskRow(
             id=uuid.uuid4().hex, instance_id=inst.id, spiff_task_id=spiff_id, process_key=inst.process_key,
-            task_name=name, title=(spec.title if spec else task.task_spec.name)[:500], lane=lane,
+            task_name=name, title=title, lane=lane,
             org_code=target.org_code, role=target.role, candidate_user_id=target.candidate_user_id,
             assignee_id=None, state=TaskState.OPEN.value, form_key=spec.form_key if spec else None,
-            business=business_fields(parsed, task.data), return_reason=None, created_at=now,
+            business=business, return_reason=None, created_at=now,
             due_at=plan.due_at if plan else None,
+            search_text=search_text(inst.id, title, display_title(inst.title, template, business), business),
         )
         created.append(row)
         if plan and plan.due_at is not None:

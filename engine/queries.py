@@ -12,19 +12,22 @@ import base64
 import binascii
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 from uuid import UUID
 
 from jinja2 import ChainableUndefined
 from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy import and_, exists, false, func, literal, or_, select, true, union_all
+from sqlalchemy import Integer, String, and_, cast, exists, false, func, literal, null, or_, select, true, union_all
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from engine import serialization
-from engine.assignment import substitutes_today, visible_task_filter
+from engine.assignment import visible_task_filter
+from engine.descriptor import fold
 from engine.errors import Forbidden, InvalidInput, NotFound
 from engine.models import (
     AuditEvent,
@@ -35,9 +38,11 @@ from engine.models import (
     Organisation,
     Position,
     Role,
+    Substitute,
     TaskState,
     User,
 )
+from engine.projections import SEARCH_SEPARATOR
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +120,44 @@ def org_refs(session: Session, codes) -> dict[str, dict]:
     rows = session.execute(select(Organisation.code, Organisation.name_vi, Organisation.name_en)
                            .where(Organisation.code.in_(wanted)))
     return {r.code: {"code": r.code, "name_vi": r.name_vi, "name_en": r.name_en} for r in rows}
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Whom a user works as today: themselves and the people they stand in for, with every
+    (person, organisation, role) position among them. Read once per page (`reach`) and shared by
+    the inbox, its filters and the navigation bar."""
+
+    user_id: int
+    people: tuple[int, ...]
+    positions: tuple[tuple[int, str, str], ...]
+
+    @property
+    def own_orgs(self) -> list[str]:
+        return sorted({org for who, org, _role in self.positions if who == self.user_id})
+
+    @property
+    def supervises(self) -> bool:
+        return any(who == self.user_id and role in SUPERVISING_ROLES for who, _org, role in self.positions)
+
+    @property
+    def queues(self) -> list[tuple[str, str]]:
+        """The (organisation, role) queues whose unclaimed tasks the user may take, substitutes' included."""
+        return sorted({(org, role) for _who, org, role in self.positions})
+
+
+def reach(session: Session, user_id: int, today: date) -> Reach:
+    """One statement: the people `user_id` stands in for today, and the positions of all of them."""
+    when = (Substitute.substitute_id == user_id, Substitute.starts_on <= today, Substitute.ends_on >= today)
+    rows = session.execute(union_all(
+        select(Substitute.user_id, cast(null(), String).label("org_code"), cast(null(), String).label("role"))
+        .where(*when),
+        select(Position.user_id, Position.org_code, Position.role)
+        .where(or_(Position.user_id == user_id, Position.user_id.in_(select(Substitute.user_id).where(*when)))),
+    )).all()
+    people = [user_id] + sorted({r[0] for r in rows if r[1] is None and r[0] != user_id})
+    positions = tuple(sorted((r[0], r[1], r[2]) for r in rows if r[1] is not None))
+    return Reach(user_id, tuple(people), positions)
 
 
 def user_id_by_username(session: Session, username: str) -> int | None:
@@ -254,8 +297,8 @@ INBOX_STATES = ("overdue", "due_soon", "on_time", "none")
 @dataclass
 class InboxQuery:
     """One page of the web inbox. `due_soon_before` (`dashboard.due_soon_before`) is where "due soon" ends;
-    `matches`, if given, is the search: applied in Python (accent-insensitive) to light rows of at
-    most `search_max` candidates, in inbox order."""
+    `search`, if given, is matched in SQL, accent- and case-insensitively (`search_condition`), with
+    `process_titles` ({process key: its title as the reader sees it})."""
 
     tab: str = "all"
     process: str | None = None
@@ -264,8 +307,8 @@ class InboxQuery:
     due_soon_before: datetime | None = None
     page: int = 1
     per_page: int = 20
-    matches: Callable[[dict], bool] | None = None
-    search_max: int = 1000
+    search: str | None = None
+    process_titles: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -275,7 +318,8 @@ class InboxPage:
     page: int
     pages: int
     counts: dict
-    truncated: bool
+    organisations: dict  # the user's own units ({code: reference}), for the page's filter
+    nav: tuple[int, int, int] | None = None  # the navigation bar's (mine, unit, overdue), if this page counted them
 
 
 def _deadline_condition(state: str, now: datetime, soon_before: datetime | None):
@@ -289,7 +333,7 @@ def _deadline_condition(state: str, now: datetime, soon_before: datetime | None)
     return HumanTask.due_at.is_(None)
 
 
-def _open_arms(session: Session, user_id: int, today: date) -> list[tuple[str, Any]]:
+def _open_arms(session: Session, user_id: int, today: date, who: Reach | None = None) -> list[tuple[str, Any]]:
     """`assignment.visible_task_filter` as disjoint arms, ("mine" | "unit", condition), one per index.
 
     An OR of the three kinds (assigned to me or to someone I stand in for; addressed to one of
@@ -299,13 +343,12 @@ def _open_arms(session: Session, user_id: int, today: date) -> list[tuple[str, A
     own index (ix_tasks_assignee_state, ix_tasks_candidate_state, ix_tasks_queue), the queue's
     covering the count and the sort. `+ 0` keeps `assignee_id IS NULL` from choosing an index.
     """
-    people = [user_id, *substitutes_today(session, user_id, today)]
+    who = who or reach(session, user_id, today)
+    people = list(who.people)
     unassigned = (HumanTask.assignee_id + 0).is_(None)
     arms = [("mine", HumanTask.assignee_id.in_(people)),
             ("mine", and_(HumanTask.candidate_user_id.in_(people), unassigned))]
-    pairs = sorted(set(session.execute(select(Position.org_code, Position.role)
-                                       .where(Position.user_id.in_(people))).all()))
-    for org_code, role in pairs:
+    for org_code, role in who.queues:
         arms.append(("unit", and_(HumanTask.org_code == org_code, HumanTask.role == role,
                                   HumanTask.assignee_id.is_(None), HumanTask.candidate_user_id.is_(None))))
     return arms
@@ -329,34 +372,101 @@ def _tally(session: Session, arms: list, common: list, now: datetime) -> dict[st
     return {kind: (int(n or 0), int(late_n or 0)) for kind, n, late_n in rows}
 
 
-def inbox_counts(session: Session, user_id: int, today: date, now: datetime) -> tuple[int, int, int]:
-    """(mine, unit, overdue): the navigation bar's counters, as `dashboard.inbox_counts` defines them,
-    counted per arm on the arms' indexes (the single OR query reads every open unassigned task)."""
-    tally = _tally(session, _open_arms(session, user_id, today), [HumanTask.state == OPEN], now)
+def _nav_numbers(tally: dict[str, tuple[int, int]]) -> tuple[int, int, int]:
     mine, unit = tally.get("mine", (0, 0)), tally.get("unit", (0, 0))
     return mine[0], unit[0], mine[1] + unit[1]
 
 
-def inbox_page(session: Session, user: User, today: date, now: datetime, q: InboxQuery) -> InboxPage:
-    """The inbox in SQL: counts, tab, deadline filter, order (overdue first, then by due date, no
-    deadline last, then oldest) and the page, so its cost follows the page, not the size of the queue.
+def inbox_counts(session: Session, user_id: int, today: date, now: datetime,
+                 who: Reach | None = None) -> tuple[int, int, int]:
+    """(mine, unit, overdue): the navigation bar's counters, as `dashboard.inbox_counts` defines them,
+    counted per arm on the arms' indexes (the single OR query reads every open unassigned task)."""
+    return _nav_numbers(_tally(session, _open_arms(session, user_id, today, who), [HumanTask.state == OPEN], now))
+
+
+class _Holds(FunctionElement):
+    """`text` occurs in `column` as it is (no wildcards, so no escaping): instr on SQLite, strpos on
+    PostgreSQL; a plain substring search is faster than LIKE '%…%' on both."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(_Holds)
+def _holds_postgresql(element, compiler, **kw):
+    return f"strpos({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_Holds, "sqlite")
+def _holds_sqlite(element, compiler, **kw):
+    return f"instr({compiler.process(element.clauses, **kw)})"
+
+
+def search_condition(needle: str, process_titles: dict[str, str]):
+    """The inbox search in SQL: the folded `needle` anywhere in what the reader sees of a task,
+    "<case id> <step title> <case title> <process title> <business values>".
+
+    `projections.search_text` stores all but the process title, which is in the reader's language,
+    with SEARCH_SEPARATOR where it stands; `process_titles` gives it per process. The needle may lie
+    in the stored text, in the title, or run over one of the title's edges (or both): each way is a
+    substring of the stored text, for the processes whose title allows it."""
+    sep = SEARCH_SEPARATOR
+
+    def holds(text: str):
+        return _Holds(HumanTask.search_text, literal(text, String)) > 0
+
+    ways = [holds(needle)]
+    for key, title in sorted(process_titles.items()):
+        middle = fold(title or "")
+        if middle and needle in middle:
+            ways.append(HumanTask.process_key == key)
+            continue
+        across = []
+        for i in (i for i, c in enumerate(needle) if c == " "):
+            head_end, rest = needle[:i], needle[i + 1:]
+            if not middle:  # nothing shown between the stored halves: the head's end, then the values
+                across.append(holds(f"{head_end}{sep}{rest}"))
+                continue
+            if middle.startswith(rest):  # from the head into the title
+                across.append(holds(f"{head_end}{sep}"))
+            elif rest.startswith(middle + " "):  # from the head over the whole title into the values
+                across.append(holds(f"{head_end}{sep}{rest[len(middle) + 1:]}"))
+            if middle.endswith(head_end):  # from inside the title into the values
+                across.append(holds(f"{sep}{rest}"))
+        if across:
+            ways.append(and_(HumanTask.process_key == key, or_(*across)))
+    return or_(*ways)
+
+
+def inbox_page(session: Session, user: User, today: date, now: datetime, q: InboxQuery,
+               who: Reach | None = None) -> InboxPage:
+    """The inbox in SQL: counts, tab, deadline filter, search, order (overdue first, then by due date,
+    no deadline last, then oldest) and the page, so its cost follows the page, not the size of the queue.
 
     Each visibility arm is a separate SELECT of (id, due_at, created_at) in a UNION ALL: counts and
-    the page's ids come from indexes; only the page's rows are read in full."""
+    the page's ids come from indexes (a search reads the stored text of the visible tasks only); only
+    the page's rows are read in full."""
+    who = who or reach(session, user.id, today)
     done = q.tab == "done"
     common = [HumanTask.state != OPEN] if done else [HumanTask.state == OPEN]
     if q.process:
         common.append(HumanTask.process_key == q.process)
     if q.organisation:
         common.append(HumanTask.org_code == q.organisation)
-    arms = _done_arms(user.id) if done else _open_arms(session, user.id, today)
-    counts = {"mine": 0, "unit": 0}
+    arms = _done_arms(user.id) if done else _open_arms(session, user.id, today, who)
+    counts, nav = {"mine": 0, "unit": 0}, None
     if not done:
-        counts.update({kind: n for kind, (n, _late) in _tally(session, arms, common, now).items()})
+        tally = _tally(session, arms, common, now)
+        counts.update({kind: n for kind, (n, _late) in tally.items()})
+        if not (q.process or q.organisation):  # the same numbers as the navigation bar's
+            nav = _nav_numbers(tally)
     if q.tab in ("mine", "unit"):
         arms = [(kind, cond) for kind, cond in arms if kind == q.tab] or [(q.tab, false())]
     if q.state and not done:
         common.append(_deadline_condition(q.state, now, q.due_soon_before))
+    needle = fold(q.search or "")
+    if needle:
+        common.append(search_condition(needle, q.process_titles))
     per_page = max(1, q.per_page)
     # Only what the order needs (the done arms' indexes hold created_at and id, not due_at).
     columns = (HumanTask.id, HumanTask.created_at) if done else (HumanTask.id, HumanTask.due_at, HumanTask.created_at)
@@ -364,32 +474,21 @@ def inbox_page(session: Session, user: User, today: date, now: datetime, q: Inbo
     def ordered(c):
         return (c.created_at.desc(), c.id.desc()) if done else (c.due_at.is_(None), c.due_at, c.created_at, c.id)
 
-    keys = union_all(*(select(*columns).where(cond, *common) for _kind, cond in arms)).subquery()
-    order = ordered(keys.c)
-    truncated = False
-    if q.matches is not None:
-        # The candidates' order from the indexes first; then their searchable text, read for those only.
-        candidates = list(session.scalars(select(keys.c.id).order_by(*order).limit(q.search_max + 1)))
-        truncated = len(candidates) > q.search_max
-        candidates = candidates[:q.search_max]
-        light = {r.id: r for r in session.execute(
-            select(HumanTask.id, HumanTask.title, HumanTask.instance_id, HumanTask.process_key, HumanTask.business,
-                   Instance.title.label("instance_title")).join(Instance, Instance.id == HumanTask.instance_id)
-            .where(HumanTask.id.in_(candidates)))} if candidates else {}
-        matched = [i for i in candidates if i in light and q.matches({
-            "id": i, "title": light[i].title, "instance_id": light[i].instance_id, "process": light[i].process_key,
-            "business": light[i].business or {}, "instance_title": light[i].instance_title})]
-        total = len(matched)
-        pages = max(1, -(-total // per_page))
-        page = min(max(1, q.page), pages)
-        ids = matched[(page - 1) * per_page: page * per_page]
+    ids, page = None, max(1, q.page)
+    if not done and not q.state and not needle:
+        total = counts["mine"] + counts["unit"] if q.tab == "all" else counts[q.tab]
     else:
-        if not done and not q.state:
-            total = counts["mine"] + counts["unit"] if q.tab == "all" else counts[q.tab]
-        else:
+        keys = union_all(*(select(*columns).where(cond, *common) for _kind, cond in arms)).subquery()
+        if needle:  # a search reads every visible task's text anyway: the page and the count in one pass
+            rows = session.execute(select(keys.c.id, func.count().over()).order_by(*ordered(keys.c))
+                                   .limit(per_page).offset((page - 1) * per_page)).all()
+            if rows:
+                total, ids = rows[0][1], [r[0] for r in rows]
+        if ids is None:  # no search, or a page past the last one: count, then the last page
             total = session.scalar(select(func.count()).select_from(keys))
-        pages = max(1, -(-total // per_page))
-        page = min(max(1, q.page), pages)
+    pages = max(1, -(-total // per_page))
+    if ids is None:
+        page = min(page, pages)
         # Each arm gives only its first `page * per_page` keys: a big queue is sorted in its index's
         # entries, never merged whole with the others.
         firsts = []
@@ -398,15 +497,20 @@ def inbox_page(session: Session, user: User, today: date, now: datetime, q: Inbo
             firsts.append(select(arm).order_by(*ordered(arm.c)).limit(page * per_page).subquery().select())
         merged = union_all(*firsts).subquery()
         ids = list(session.scalars(select(merged.c.id).order_by(*ordered(merged.c)).limit(per_page)
-                                   .offset((page - 1) * per_page)))
-    found = {t.id: t for t in session.scalars(select(HumanTask).where(HumanTask.id.in_(ids)))} if ids else {}
+                                   .offset((page - 1) * per_page))) if total else []
+    found, cases = {}, {}
+    if ids:  # the page's rows with their cases' titles, in one statement
+        for t, title, status in session.execute(
+                select(HumanTask, Instance.title, Instance.status).join(Instance, Instance.id == HumanTask.instance_id)
+                .where(HumanTask.id.in_(ids))):
+            found[t.id], cases[t.instance_id] = t, {"title": title, "status": status}
     tasks = [found[i] for i in ids if i in found]
-    cases = _case_titles(session, tasks)
     users = user_refs(session, [i for t in tasks for i in (t.assignee_id, t.candidate_user_id, t.completed_by,
                                                            t.acting_for)])
-    orgs = org_refs(session, [t.org_code for t in tasks])
+    orgs = org_refs(session, [*(t.org_code for t in tasks), *who.own_orgs])
     items = [task_dict(t, now, users, orgs, cases[t.instance_id]) for t in tasks]
-    return InboxPage(items, total, page, pages, counts, truncated)
+    mine = {code: orgs[code] for code in who.own_orgs if code in orgs}
+    return InboxPage(items, total, page, pages, counts, mine, nav)
 
 
 def task_dict(t: HumanTask, now: datetime, users: dict, orgs: dict, instance: dict | None = None) -> dict:

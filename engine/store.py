@@ -102,6 +102,8 @@ class TaskRow:
     completed_by: int | None = None
     acting_for: int | None = None
     escalation_level: int = 0
+    # Written with the row (projections.search_text), never read back on the write path.
+    search_text: str | None = field(default=None, repr=False, compare=False)
     changed: set[str] = field(default_factory=set, repr=False, compare=False)
 
     def set(self, **values) -> None:
@@ -111,7 +113,8 @@ class TaskRow:
 
 
 _INSTANCE_COLUMNS = [f.name for f in fields(InstanceRow)]
-_TASK_COLUMNS = [f.name for f in fields(TaskRow) if f.name != "changed"]
+_TASK_COLUMNS = [f.name for f in fields(TaskRow) if f.name not in ("changed", "search_text")]
+_TASK_INSERT = [*_TASK_COLUMNS, "search_text"]
 _JSON = {"business", "details", "payload", "recipients"}
 _TIMES = {"next_timer_at", "created_at", "updated_at", "completed_at", "due_at", "at", "lease_until", "fired_at"}
 
@@ -260,9 +263,9 @@ class Store:
     def insert_tasks(self, rows: list[TaskRow]) -> None:
         if rows:
             self.execute_many(
-                f"INSERT INTO human_tasks ({', '.join(_TASK_COLUMNS)}) "
-                f"VALUES ({', '.join(':' + c for c in _TASK_COLUMNS)})",
-                [{c: getattr(r, c) for c in _TASK_COLUMNS} for r in rows])
+                f"INSERT INTO human_tasks ({', '.join(_TASK_INSERT)}) "
+                f"VALUES ({', '.join(':' + c for c in _TASK_INSERT)})",
+                [{c: getattr(r, c) for c in _TASK_INSERT} for r in rows])
 
     def save_task(self, row: TaskRow) -> None:
         if not row.changed:

@@ -19,6 +19,10 @@ def create_app(engine: Engine | None = None, test_config: dict | None = None) ->
         app.config.update(test_config)
     app.extensions["dieuphoi"] = engine
 
+    from webui import request_db
+
+    request_db.init_app(app)  # one read connection per request, closed when it ends
+
     from webui.status import bp as status_bp
 
     app.register_blueprint(status_bp)

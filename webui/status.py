@@ -8,6 +8,7 @@ from flask_login import login_required
 from sqlalchemy import func, select
 
 from engine.models import Definition, HumanTask, Instance, TaskState
+from webui import request_db
 
 bp = Blueprint("status", __name__)
 
@@ -19,8 +20,7 @@ def _engine():
 @bp.get("/status")
 @login_required
 def index():
-    engine = _engine()
-    with engine.db.read() as session:
+    with request_db.read() as session:
         definitions = session.execute(
             select(Definition.process_key, Definition.title_vi, func.max(Definition.version))
             .group_by(Definition.process_key, Definition.title_vi).order_by(Definition.process_key)

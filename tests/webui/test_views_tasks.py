@@ -56,6 +56,55 @@ def test_inbox_search_matches_business_fields_without_diacritics(browser_for, en
     assert "Không có công việc nào khớp bộ lọc." in text_of(supervisor.get("/?q=khong-co-dau"))
 
 
+def test_inbox_search_matches_the_process_title_in_the_readers_language(browser_for, proposal):
+    staff = browser_for("nn.cv")
+    assert "Soạn đề xuất sửa đổi" in text_of(staff.get("/?q=bo sung ke hoach"))  # "…, bổ sung kế hoạch"
+    assert "Soạn đề xuất sửa đổi" not in text_of(staff.get("/?q=plan amendment"))
+    staff.get("/lang/en")
+    assert 'href="/tasks/' in staff.get("/?q=plan amendment").get_data(as_text=True)
+    assert 'href="/tasks/' not in staff.get("/?q=bo sung ke hoach").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("search, message", [
+    ("x" * 201, "Nội dung tìm kiếm dài quá 200 ký tự"),
+    ("125\x00SNN", "Nội dung tìm kiếm có ký tự điều khiển không hợp lệ"),
+])
+def test_a_search_too_long_or_with_control_characters_is_refused_with_a_message(browser_for, proposal, search,
+                                                                                 message):
+    page = browser_for("nn.cv").get("/", query_string={"q": search})
+    assert page.status_code == 400
+    assert message in text_of(page)
+    assert 'maxlength="200"' in browser_for("nn.cv").get("/").get_data(as_text=True)
+
+
+def test_the_inbox_reads_on_one_connection_and_counts_its_tasks_once(browser_for, engine, proposal):
+    from sqlalchemy import event
+
+    staff = browser_for("nn.cv")
+    staff.get("/")  # the translations, the templates and the statement cache are warm
+    statements, checkouts = [], []
+
+    def statement(_conn, _cursor, sql, *_args):
+        statements.append(sql)
+
+    def checkout(*_args):
+        checkouts.append(1)
+
+    event.listen(engine.db.engine, "before_cursor_execute", statement)
+    event.listen(engine.db.engine.pool, "checkout", checkout)
+    try:
+        body = staff.get("/").get_data(as_text=True)
+    finally:
+        event.remove(engine.db.engine, "before_cursor_execute", statement)
+        event.remove(engine.db.engine.pool, "checkout", checkout)
+    # The navigation bar shows the tabs' numbers, counted once for both.
+    assert re.search(r'Việc cần xử lý\s*<span class="count[^"]*"[^>]*>1</span>', body)
+    assert sum("sum(anon_1.n)" in s for s in statements) == 1
+    assert len(statements) <= 8
+    if not engine.db.is_sqlite:  # SQLite ends each read's transaction (and hands its connection back)
+        assert len(checkouts) == 1
+
+
 def test_inbox_filters_by_process(browser_for, engine, proposal):
     assert "Soạn đề xuất sửa đổi" in text_of(browser_for("nn.cv").get("/?process=sua_doi_ke_hoach"))
     assert "Soạn đề xuất sửa đổi" not in text_of(browser_for("nn.cv").get("/?process=du_toan_kinh_phi"))

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from engine import queries, tokens
 from engine.errors import Forbidden, InvalidInput, TooManyAttempts
 from engine.models import ApiToken, Position, User
+from webui import request_db
 from webui.api import schemas as S
 from webui.api.http import NEED_LOGIN, Unauthorized
 from webui.api.spec import TOKEN_ID, Param, api_route
@@ -64,7 +65,7 @@ def init_login(app) -> LoginManager:
     def load_user(user_id: str):
         if not user_id.isdigit():
             return None
-        with app.extensions["dieuphoi"].db.read() as session:
+        with request_db.read() as session:  # the view and the navigation bar read on the same connection
             user = session.get(User, int(user_id))
             return SessionUser(user) if user is not None and user.active else None
 
@@ -86,7 +87,7 @@ def authenticate() -> Actor:
         scheme, _, raw = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not raw.strip():
             raise Unauthorized(*NEED_LOGIN, {"authorization": "Cần dạng 'Bearer <mã>'. / Expected 'Bearer <token>'."})
-        with eng.db.read() as session:
+        with request_db.read() as session:
             owner = tokens.resolve(session, raw.strip(), eng.now())
             actor = _actor(session, owner.user_id, "token", owner.token_id) if owner else None
         if actor is None:
@@ -95,7 +96,7 @@ def authenticate() -> Actor:
             _touch(owner.token_id)
         return actor
     if current_user.is_authenticated:
-        with eng.db.read() as session:
+        with request_db.read() as session:
             actor = _actor(session, int(current_user.get_id()), "session")
         if actor is not None:
             _check_same_origin()
@@ -155,7 +156,7 @@ def create_token(call):
                               f"Account locked after repeated wrong passwords. Try again after {local}.",
                               {"locked_until": until.isoformat()})
     try:
-        with eng.db.read() as session:  # argon2 is slow on purpose: not inside the write lock
+        with request_db.read() as session:  # argon2 is slow on purpose: not inside the write lock
             user_id = tokens.check_password(session, username, body["password"]).id
     except tokens.BadCredentials:
         guard.fail(username, now)
@@ -180,7 +181,7 @@ def list_tokens(call):
     Secrets are never shown again, only a prefix."""
     eng = engine()
     owner, everyone = call.query.get("owner"), call.query.get("all", False)
-    with eng.db.read() as session:
+    with request_db.read() as session:
         owner_id = call.actor.id
         if owner or everyone:
             if not call.actor.is_admin:
@@ -209,7 +210,7 @@ def revoke_token(call):
 @api_route("GET", "/me", summary="Người đang gọi API / the caller", tag="auth", response="Me")
 def me(call):
     """Who the API takes you for, with your positions: useful to check a token."""
-    with engine().db.read() as session:
+    with request_db.read() as session:
         positions = session.execute(select(Position.org_code, Position.role).where(Position.user_id == call.actor.id)
                                     .order_by(Position.id)).all()
         orgs = queries.org_refs(session, [p.org_code for p in positions])

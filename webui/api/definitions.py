@@ -9,6 +9,7 @@ from flask import request
 from engine import bpmnxml, queries
 from engine.definitions import MAX_FILES, Bundle
 from engine.errors import Forbidden, InvalidInput, TooLarge
+from webui import request_db
 from webui.api import schemas as S
 from webui.api.auth import engine
 from webui.api.http import UnsupportedMediaType, check_text, field_errors
@@ -21,7 +22,7 @@ RAW_TYPES = ("application/octet-stream", "application/xml", "text/xml", "applica
            params=(PROCESS,), response="DefinitionList")
 def list_definitions(call):
     """Every deployed version, newest first per process; `latest` marks the one new cases start on."""
-    with engine().db.read() as session:
+    with request_db.read() as session:
         return {"items": queries.definition_list(session, call.query.get("process"))}
 
 

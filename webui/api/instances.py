@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine import queries
 from engine.errors import InvalidInput, NotFound
+from webui import request_db
 from webui.api import schemas as S
 from webui.api.auth import engine
 from webui.api.spec import ASSIGNEE, CURSOR, INSTANCE_ID, LIMIT, ORGANISATION, OVERDUE, PROCESS, Param, api_route
@@ -28,7 +29,7 @@ def start_instance(call):
     body = call.body
     instance_id = eng.start_instance(call.actor.id, body["process"], body.get("data") or {},
                                      owner_org=body.get("owner_org"), version=body.get("version"))
-    with eng.db.read() as session:
+    with request_db.read() as session:
         return instance_brief(session, instance_id)
 
 
@@ -43,7 +44,7 @@ def list_instances(call):
     `assignee` and `overdue` on the case's open tasks."""
     eng = engine()
     q = queries.InstanceQuery(**{k: v for k, v in call.query.items()})
-    with eng.db.read() as session:
+    with request_db.read() as session:
         page = queries.instance_list(session, call.actor, eng.now(), q)
     return {"items": page.items, "next_cursor": page.next_cursor}
 
@@ -54,7 +55,7 @@ def get_instance(call):
     """Status, business fields, the latest data, open tasks, every task so far, the history (who,
     acting for whom, what, when) and comments. A case the caller may not see is 404."""
     eng = engine()
-    with eng.db.read() as session:
+    with request_db.read() as session:
         return queries.instance_detail(session, call.actor, call.path["instance_id"], eng.today(), eng.now(),
                                        eng.definitions)
 
@@ -66,28 +67,28 @@ def add_comment(call):
     """Anyone who may see the case may comment on it, optionally about one of its tasks."""
     eng = engine()
     instance_id = call.path["instance_id"]
-    with eng.db.read() as session:
+    with request_db.read() as session:
         require_visible_instance(session, call.actor, instance_id)
         task_id = call.body.get("task_id")
         if task_id and not queries.task_in_instance(session, task_id, instance_id):
             raise InvalidInput("Công việc không thuộc hồ sơ này.", "The task is not part of this case.",
                                {"task_id": "Không thuộc hồ sơ. / Not in this case."})
     comment_id = eng.add_comment(call.actor.id, instance_id, call.body["body"], task_id)
-    with eng.db.read() as session:
+    with request_db.read() as session:
         return queries.comment(session, comment_id)
 
 
 def _admin_action(call, action: str):
     eng = engine()
     instance_id = call.path["instance_id"]
-    with eng.db.read() as session:
+    with request_db.read() as session:
         require_visible_instance(session, call.actor, instance_id)
     reason = (call.body or {}).get("reason", "")
     if action == "resume":
         eng.resume(call.actor.id, instance_id)
     else:
         getattr(eng, action)(call.actor.id, instance_id, reason)
-    with eng.db.read() as session:
+    with request_db.read() as session:
         return instance_brief(session, instance_id)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine import drafts, queries
 from engine.errors import NotFound
 from engine.models import HumanTask
+from webui import request_db
 from webui.api import schemas as S
 from webui.api.auth import engine, resolve_user
 from webui.api.spec import ASSIGNEE, CURSOR, LIMIT, ORGANISATION, OVERDUE, PROCESS, TASK_ID, Param, api_route
@@ -24,7 +25,7 @@ def list_tasks(call):
     unclaimed in their group's queue. `scope=all` is for administrators and supervisors (their units)."""
     eng = engine()
     q = queries.TaskQuery(**call.query)
-    with eng.db.read() as session:
+    with request_db.read() as session:
         page = queries.task_list(session, call.actor, eng.today(), eng.now(), q)
     return {"items": page.items, "next_cursor": page.next_cursor}
 
@@ -36,7 +37,7 @@ def get_task(call):
     the case's latest data (to prefill the form), the return reason if the work was sent back,
     and which actions the caller may take. A task the caller may not see is 404."""
     eng = engine()
-    with eng.db.read() as session:
+    with request_db.read() as session:
         return queries.task_detail(session, call.actor, call.path["task_id"], eng.today(), eng.now(),
                                    eng.definitions)
 
@@ -54,13 +55,13 @@ def _require_visible_task(session, actor, task_id: str) -> int:
 
 def _task_result(task_id: str, next_ids: list[str] = ()) -> dict:
     eng = engine()
-    with eng.db.read() as session:
+    with request_db.read() as session:
         return queries.task_result(session, task_id, list(next_ids), eng.now())
 
 
 def _visible(call) -> str:
     task_id = call.path["task_id"]
-    with engine().db.read() as session:
+    with request_db.read() as session:
         _require_visible_task(session, call.actor, task_id)
     return task_id
 
@@ -115,7 +116,7 @@ def reassign_task(call):
     unit, by `user_id` or `username`, with an optional note."""
     task_id = _visible(call)
     eng = engine()
-    with eng.db.read() as session:
+    with request_db.read() as session:
         target = resolve_user(session, call.body.get("user_id"), call.body.get("username"))
     eng.reassign(call.actor.id, task_id, target, call.body.get("note", ""))
     return _task_result(task_id)
@@ -131,7 +132,7 @@ DRAFT_ERRORS = (403, 409)
 def _draft_dict(task_id: str, found) -> dict:
     if found is None:
         return {"task_id": task_id, "data": None, "saved_at": None, "saved_by": None}
-    with engine().db.read() as session:
+    with request_db.read() as session:
         who = queries.user_refs(session, [found.saved_by]).get(found.saved_by)
     return {"task_id": found.task_id, "data": found.data, "saved_at": found.saved_at, "saved_by": who}
 

@@ -15,7 +15,7 @@ from functools import wraps
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, jsonify, redirect, render_template, request, session, url_for
+from flask import Flask, abort, current_app, g, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import Babel
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -23,6 +23,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import EngineError
+from webui import request_db
 from webui.views import formats
 
 log = logging.getLogger(__name__)
@@ -166,16 +167,26 @@ def _register_errors(app: Flask) -> None:
 
 
 # ------------------------------------------------------------------ page chrome
+_NAV = "dieuphoi_nav"
+
+
+def set_nav(counts, supervisor: bool) -> None:
+    """A view that has counted the navigation bar's numbers already hands them over (the inbox does)."""
+    setattr(g, _NAV, {"counts": counts, "supervisor": supervisor})
+
+
 def _nav_counts():
-    """The counters and menu of the navigation bar; one small query per page."""
+    """The counters and menu of the navigation bar: handed over by the view, or a small query."""
     if not current_user.is_authenticated:
         return None
+    if g.get(_NAV) is not None:
+        return g.get(_NAV)
     from engine import queries
     from engine.dashboard import inbox_counts
 
     eng = engine()
     try:
-        with eng.db.read() as s:
+        with request_db.read() as s:
             user_id = int(current_user.get_id())
             counts = inbox_counts(s, user_id, eng.today(), eng.now())
             supervises = current_user.is_admin or bool(queries.org_codes(s, user_id, queries.SUPERVISING_ROLES))
@@ -229,6 +240,7 @@ def init_views(app: Flask) -> None:
         app.add_template_filter(function, name)
     app.add_template_global(formats.deadline_badge, "deadline_badge")
     app.add_template_global(formats.locale_code, "locale_code")
+    app.add_template_global(tasks.SEARCH_MAX, "search_max")
     from webui.views import catalogue
 
     app.add_template_global(catalogue.ACTIONS, "action_labels")

@@ -17,6 +17,7 @@ from sqlalchemy import func, or_, select
 from engine import directory, queries
 from engine.errors import EngineError, InvalidInput, NotFound
 from engine.models import HumanTask, Organisation, Position, Substitute, TaskState, Timer, User
+from webui import request_db
 from webui.views import admin_required, catalogue, engine, formats
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -43,7 +44,7 @@ def index():
     from engine import outbox
 
     eng = engine()
-    with eng.db.read() as s:
+    with request_db.read() as s:
         counts = {
             "users": s.scalar(select(func.count()).select_from(User)),
             "organisations": s.scalar(select(func.count()).select_from(Organisation).where(
@@ -71,7 +72,7 @@ def _organisations(session, active_only: bool = True) -> list[Organisation]:
 @admin_required
 def users():
     search = (request.args.get("q") or "").strip()[:100]
-    with engine().db.read() as s:
+    with request_db.read() as s:
         query = select(User).order_by(User.username).limit(500)
         if search:
             like = f"%{search.lower()}%"
@@ -115,7 +116,7 @@ def create_user():
 @bp.get("/users/<int:user_id>")
 @admin_required
 def user(user_id: int):
-    with engine().db.read() as s:
+    with request_db.read() as s:
         person = s.get(User, user_id)
         if person is None:
             raise NotFound("Không tìm thấy người dùng.", "User not found.")
@@ -181,7 +182,7 @@ def change_user(user_id: int, change: str):
 @bp.get("/organisations")
 @admin_required
 def organisations():
-    with engine().db.read() as s:
+    with request_db.read() as s:
         orgs = _organisations(s, active_only=False)
         members = dict(s.execute(select(Position.org_code, func.count(func.distinct(Position.user_id)))
                                  .group_by(Position.org_code)).all())
@@ -225,7 +226,7 @@ def _parse_day(name: str) -> date:
 def substitutes():
     eng = engine()
     show_all = request.args.get("all") == "1"
-    with eng.db.read() as s:
+    with request_db.read() as s:
         query = select(Substitute).order_by(Substitute.starts_on.desc()).limit(500)
         if not show_all:
             query = query.where(Substitute.ends_on >= eng.today())
@@ -335,7 +336,7 @@ def log():
     """Nhật ký quản trị: every change to people, positions, substitutes, organisations and the calendar."""
     page = request.args.get("page", "1")
     page = max(1, int(page)) if page.isdigit() and len(page) < 7 else 1
-    with engine().db.read() as s:
+    with request_db.read() as s:
         events, total = directory.admin_events(s, offset=(page - 1) * LOG_PER_PAGE, limit=LOG_PER_PAGE)
         people = queries.user_refs(s, [e.actor_id for e in events])
         orgs = {o.code: o for o in _organisations(s, active_only=False)}

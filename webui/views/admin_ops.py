@@ -17,6 +17,7 @@ from engine.definitions import MAX_FILES, Bundle
 from engine.errors import EngineError, InvalidInput, NotFound
 from engine.models import CalendarDay, Definition, Instance, OutboxMessage, Timer
 from engine.store import TimerStore
+from webui import request_db
 from webui.views import admin_required, catalogue, engine, formats
 
 bp = Blueprint("admin_ops", __name__, url_prefix="/admin")
@@ -28,7 +29,7 @@ def _me() -> int:
 
 # ------------------------------------------------------------------ definitions
 def _definitions_page(error: EngineError | None = None, status: int = 200):
-    with engine().db.read() as s:
+    with request_db.read() as s:
         items = queries.definition_list(s)
         cases = s.execute(select(Instance.definition_id, Instance.status, func.count())
                           .group_by(Instance.definition_id, Instance.status)).all()
@@ -83,7 +84,7 @@ def deploy():
 @bp.get("/definitions/<int:definition_id>")
 @admin_required
 def definition(definition_id: int):
-    with engine().db.read() as s:
+    with request_db.read() as s:
         row = s.get(Definition, definition_id)
         if row is None:
             raise NotFound("Không tìm thấy phiên bản quy trình.", "Process version not found.")
@@ -109,7 +110,7 @@ def mail_log():
 @admin_required
 def mail(outbox_id: int):
     eng = engine()
-    with eng.db.read() as s:
+    with request_db.read() as s:
         row = s.get(OutboxMessage, outbox_id)
         if row is None:
             raise NotFound("Không tìm thấy thư.", "Email not found.")
@@ -132,7 +133,7 @@ def retry_mail():
 @bp.get("/timers")
 @admin_required
 def timers():
-    with engine().db.read() as s:
+    with request_db.read() as s:
         rows = list(s.scalars(select(Timer).where(Timer.state == "failed").order_by(Timer.due_at.desc()).limit(500)))
         items = [{"id": t.id, "kind": t.kind, "instance_id": t.instance_id, "task_id": t.task_id, "level": t.level,
                   "due_at": t.due_at, "attempts": t.attempts, "last_error": t.last_error} for t in rows]
@@ -173,7 +174,7 @@ def _public_holidays(year: int) -> list[dict]:
 
 
 def _calendar_page(year: int, errors: dict | None = None, form: dict | None = None, status: int = 200):
-    with engine().db.read() as s:
+    with request_db.read() as s:
         rows = list(s.scalars(select(CalendarDay).where(CalendarDay.day >= date(year, 1, 1),
                                                         CalendarDay.day <= date(year, 12, 31))
                               .order_by(CalendarDay.day)))
@@ -228,7 +229,7 @@ def remove_calendar_day(day: str):
         parsed = date.fromisoformat(day)
     except ValueError:
         raise NotFound("Không tìm thấy ngày này trong lịch.", "This day is not in the calendar.") from None
-    with eng.db.read() as s:
+    with request_db.read() as s:
         if s.get(CalendarDay, parsed) is None:
             raise NotFound("Không tìm thấy ngày này trong lịch.", "This day is not in the calendar.")
     eng.set_calendar_day(_me(), parsed, None)

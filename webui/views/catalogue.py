@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -85,23 +83,12 @@ def processes(session: Session) -> dict[str, dict]:
     return out
 
 
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
-
-
 def case_title(stored: str | None, process: dict | None, business: dict | None) -> str:
-    """The case's title from the descriptor's template and its current business fields.
+    """The case's title from the latest descriptor's template and a task's business fields
+    (engine.projections.display_title; the inbox search matches the same title)."""
+    from engine.projections import display_title
 
-    The engine renders the title once, when the case starts, often before the fields it names
-    are filled in ("Sửa đổi kế hoạch: "); once every field the template names has a value, the
-    fresh rendering is shown instead.
-    """
-    template = (process or {}).get("title_template") or ""
-    names = _PLACEHOLDER.findall(template)
-    if names and business and all(business.get(n) not in (None, "") for n in names):
-        from engine.projections import render_title
-
-        return render_title(template, business)
-    return stored or ""
+    return display_title(stored, (process or {}).get("title_template"), business)
 
 
 def business_lines(business: dict, list_fields: dict) -> list[tuple[str, object]]:

@@ -11,6 +11,7 @@ from flask_login import current_user, login_required
 
 from engine import dashboard as stats
 from engine import queries
+from webui import request_db
 from webui.views import catalogue, engine, formats
 
 bp = Blueprint("dashboard", __name__)
@@ -38,7 +39,7 @@ def _collect(filters: dict) -> dict:
     eng = engine()
     days = PERIODS[filters["period"]]
     since = eng.now() - timedelta(days=days) if days else None
-    with eng.db.read() as s:
+    with request_db.read() as s:
         scope = _scope(s)
         rows = stats.task_statistics(s, eng.calendar, eng.now(), orgs=scope, process=filters["process"],
                                      since=since)
@@ -144,7 +145,7 @@ def drill_down():
     process = request.args.get("process") or None
     done = bucket.startswith("done")
     overdue = {"overdue": True, "done_late": True, "done_on_time": False}.get(bucket)
-    with eng.db.read() as s:
+    with request_db.read() as s:
         _scope(s)
         page = queries.task_list(s, current_user, eng.today(), eng.now(), queries.TaskQuery(
             scope="all", status="done" if done else "open", organisation=organisation, process=process,

@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 from engine import queries
 from engine.errors import InvalidInput, NotFound
 from engine.models import Definition, HumanTask, Instance
+from webui import request_db
 from webui.views import admin_required, catalogue, diagram, engine, formats, safe_next, schema_form
 
 bp = Blueprint("instances", __name__)
@@ -27,7 +28,7 @@ def index():
     process = request.args.get("process") or None
     q = queries.InstanceQuery(process=process, status=status, limit=PER_PAGE,
                               cursor=request.args.get("cursor") or None)
-    with eng.db.read() as s:
+    with request_db.read() as s:
         page = queries.instance_list(s, current_user, eng.now(), q)
         catalog = catalogue.processes(s)
     for item in page.items:
@@ -104,7 +105,7 @@ def data_rows(data: dict | None, fields: dict[str, dict]) -> list[dict]:
 @login_required
 def detail(instance_id: int):
     eng = engine()
-    with eng.db.read() as s:
+    with request_db.read() as s:
         case = queries.instance_detail(s, current_user, instance_id, eng.today(), eng.now(), eng.definitions)
         inst = s.get(Instance, instance_id)
         definition = s.get(Definition, inst.definition_id)
@@ -126,8 +127,7 @@ def detail(instance_id: int):
 @bp.get("/instances/<int:instance_id>/diagram.bpmn")
 @login_required
 def diagram_file(instance_id: int):
-    eng = engine()
-    with eng.db.read() as s:
+    with request_db.read() as s:
         inst = _require_visible(s, instance_id)
         xml = diagram.diagram_xml(s.get(Definition, inst.definition_id))
     if xml is None:
@@ -140,7 +140,7 @@ def diagram_file(instance_id: int):
 def comment(instance_id: int):
     eng = engine()
     task_id = request.form.get("task_id") or None
-    with eng.db.read() as s:
+    with request_db.read() as s:
         _require_visible(s, instance_id)
         task = s.get(HumanTask, task_id) if task_id else None
         if task is None or task.instance_id != instance_id:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from engine import forms, queries
 from engine.errors import InvalidInput, NotFound
 from engine.models import Definition, HumanTask, Position, TaskState
+from webui import request_db
 from webui.views import catalogue, engine, formats, schema_form
 
 bp = Blueprint("start", __name__)
@@ -50,13 +51,13 @@ def _start_form(session, proc: dict) -> dict | None:
 @bp.get("/start")
 @login_required
 def index():
-    with engine().db.read() as s:
+    with request_db.read() as s:
         startable, _orgs = _startable(s)
     return render_template("start/index.html", processes=startable)
 
 
 def _render(key: str, *, data=None, errors=None, raw=None, extra_rows=None, message="", status=200):
-    with engine().db.read() as s:
+    with request_db.read() as s:
         startable, _orgs = _startable(s)
         proc = next((p for p in startable if p["key"] == key), None)
         if proc is None:
@@ -79,7 +80,7 @@ def form(key: str):
 @login_required
 def submit(key: str):
     eng = engine()
-    with eng.db.read() as s:
+    with request_db.read() as s:
         startable, _orgs = _startable(s)
         proc = next((p for p in startable if p["key"] == key), None)
         if proc is None:
@@ -110,7 +111,7 @@ def submit(key: str):
         return _render(key, data=parsed.data, errors=errors, raw=parsed.raw,
                        message=_("Biểu mẫu có trường chưa hợp lệ, vui lòng kiểm tra lại."), status=400)
     flash(_("Đã khởi tạo hồ sơ số %(id)s.", id=instance_id), "success")
-    with eng.db.read() as s:  # straight to the first step if it is this user's to do
+    with request_db.read() as s:  # straight to the first step if it is this user's to do
         first = s.scalar(select(HumanTask.id).where(
             HumanTask.instance_id == instance_id, HumanTask.state == TaskState.OPEN.value)
             .order_by(HumanTask.created_at, HumanTask.id).limit(1))

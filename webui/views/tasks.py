@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from engine import drafts, forms, queries
-from engine.dashboard import due_soon_before
-from engine.descriptor import fold
+from engine.dashboard import InboxCounts, due_soon_before
 from engine.errors import Forbidden, InvalidInput, NotFound, TooLarge
 from engine.models import HumanTask
-from webui.views import catalogue, engine, formats, schema_form
+from webui import request_db
+from webui.views import catalogue, engine, formats, schema_form, set_nav
 
 bp = Blueprint("tasks", __name__)
 
-INBOX_MAX = 1000  # the search window: candidates whose text is folded and matched in Python
+INBOX_MAX = 1000  # how many tasks the in-memory reference inbox (bench/inbox.py) reads
+SEARCH_MAX = 200  # characters of a search
 PER_PAGE = 20
 TABS = ("all", "mine", "unit", "done")
 STATES = ("overdue", "due_soon", "on_time", "none")
@@ -45,48 +48,49 @@ def decorate_inbox_items(items: list[dict], catalog: dict, done: bool) -> None:
 
 
 def inbox_filters() -> tuple[str, str | None, str | None, str | None, str]:
-    """The inbox's query string: (tab, process, organisation, deadline state, search), cleaned."""
+    """The inbox's query string: (tab, process, organisation, deadline state, search), cleaned; a
+    search too long or with control characters is refused (400) with a message."""
     tab = request.args.get("tab") if request.args.get("tab") in TABS else "all"
     process = request.args.get("process") or None
     organisation = request.args.get("organisation") or None
     state = request.args.get("state") if request.args.get("state") in STATES else None
-    return tab, process, organisation, state, (request.args.get("q") or "").strip()[:200]
+    search = (request.args.get("q") or "").strip()
+    if len(search) > SEARCH_MAX:
+        raise InvalidInput(f"Nội dung tìm kiếm dài quá {SEARCH_MAX} ký tự, vui lòng rút gọn.",
+                           f"The search is longer than {SEARCH_MAX} characters; please shorten it.",
+                           {"q": f"Tối đa {SEARCH_MAX} ký tự. / At most {SEARCH_MAX} characters."})
+    if any(unicodedata.category(c) == "Cc" and not c.isspace() for c in search):
+        raise InvalidInput("Nội dung tìm kiếm có ký tự điều khiển không hợp lệ.",
+                           "The search contains control characters.",
+                           {"q": "Ký tự không hợp lệ. / Invalid characters."})
+    return tab, process, organisation, state, search
 
 
 @bp.get("/")
 @login_required
 def inbox():
-    """My tasks and my units' queues, overdue first. Counting, filtering, ordering and paging
-    happen in SQL on the task indexes (queries.inbox_page); only the page's rows are read in
-    full. Search stays accent-insensitive in Python over a bounded window of candidates."""
+    """My tasks and my units' queues, overdue first. Counting, filtering, searching, ordering and
+    paging happen in SQL on the task indexes (queries.inbox_page); only the page's rows are read in
+    full. The page's counts are the navigation bar's too, so they are counted once."""
     eng = engine()
     tab, process, organisation, state, search = inbox_filters()
     done = tab == "done"
-    now = eng.now()
-    with eng.db.read() as s:
+    now, today = eng.now(), eng.today()
+    with request_db.read() as s:
         catalog = catalogue.processes(s)
-        my_orgs = queries.org_refs(s, queries.org_codes(s, _me()))
-        matches = None
-        if search:
-            needle = fold(search)
-
-            def matches(r: dict) -> bool:
-                proc = catalog.get(r["process"], {})
-                return needle in fold(" ".join(
-                    [str(r["instance_id"]), r["title"] or "",
-                     catalogue.case_title(r["instance_title"], proc, r["business"]) or "",
-                     proc.get("title", r["process"])] + [str(v) for v in (r["business"] or {}).values()]))
-
-        page = queries.inbox_page(s, current_user, eng.today(), now, queries.InboxQuery(
+        who = queries.reach(s, _me(), today)
+        page = queries.inbox_page(s, current_user, today, now, queries.InboxQuery(
             tab=tab, process=process, organisation=organisation, state=None if done else state,
-            due_soon_before=due_soon_before(eng.calendar, now), page=_int_arg("page"),
-            per_page=PER_PAGE, matches=matches, search_max=INBOX_MAX))
+            due_soon_before=due_soon_before(eng.calendar, now), page=_int_arg("page"), per_page=PER_PAGE,
+            search=search, process_titles={key: proc["title"] for key, proc in catalog.items()}), who)
+        nav = page.nav or queries.inbox_counts(s, _me(), today, now, who)
+    set_nav(InboxCounts(*nav), current_user.is_admin or who.supervises)
     decorate_inbox_items(page.items, catalog, done)
     filters = {k: v for k, v in {"tab": tab, "process": process, "organisation": organisation, "state": state,
                                  "q": search}.items() if v}
     return render_template("tasks/inbox.html", items=page.items, total=page.total, page=page.page,
-                           pages=page.pages, tab=tab, filters=filters, processes=catalog, organisations=my_orgs,
-                           counts=page.counts, truncated=page.truncated, state=state, search=search,
+                           pages=page.pages, tab=tab, filters=filters, processes=catalog,
+                           organisations=page.organisations, counts=page.counts, state=state, search=search,
                            process=process, organisation=organisation)
 
 
@@ -94,7 +98,7 @@ def inbox():
 def _require_visible(task_id: str) -> int:
     """The task's case; a task the user may not see does not exist for them (404, never 403)."""
     eng = engine()
-    with eng.db.read() as s:
+    with request_db.read() as s:
         task = s.get(HumanTask, task_id)
         if task is None or not (queries.may_view_instance(s, current_user, task.instance_id, eng.today())
                                 or queries.may_act_now(s, _me(), task_id, eng.today())):
@@ -106,7 +110,7 @@ def _render(task_id: str, *, data: dict | None = None, errors: dict | None = Non
             extra_rows: dict | None = None, return_error: str = "", reason: str = "", message: str = "",
             status: int = 200):
     eng = engine()
-    with eng.db.read() as s:
+    with request_db.read() as s:
         detail = queries.task_detail(s, current_user, task_id, eng.today(), eng.now(), eng.definitions)
         try:
             case = queries.instance_detail(s, current_user, detail["instance_id"], eng.today(), eng.now(),
@@ -160,7 +164,7 @@ def _draft_of(task_id: str) -> dict | None:
         return None
     if found is None:
         return None
-    with eng.db.read() as s:
+    with request_db.read() as s:
         who = queries.user_refs(s, [found.saved_by]).get(found.saved_by)
     return {"data": found.data, "saved_at": found.saved_at, "saved_by": who}
 
@@ -181,7 +185,7 @@ def _expected_version() -> int | None:
 def complete(task_id: str):
     _require_visible(task_id)
     eng = engine()
-    with eng.db.read() as s:
+    with request_db.read() as s:
         detail = queries.task_detail(s, current_user, task_id, eng.today(), eng.now(), eng.definitions)
     schema = detail["form_schema"]
     parsed = schema_form.parse(schema, request.form)
@@ -216,7 +220,7 @@ def save_draft(task_id: str):
     """Lưu nháp: keep the form as it is, unvalidated and unsubmitted, to finish later."""
     _require_visible(task_id)
     eng = engine()
-    with eng.db.read() as s:
+    with request_db.read() as s:
         detail = queries.task_detail(s, current_user, task_id, eng.today(), eng.now(), eng.definitions)
     parsed = schema_form.parse(detail["form_schema"], request.form)  # unreadable values are kept as typed
     try:
