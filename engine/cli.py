@@ -103,7 +103,7 @@ def serve(host: str, port: int, no_scheduler: bool, threads: int) -> None:
 @main.command()
 @click.option("--interval", default=1.0, show_default=True, type=float)
 def worker(interval: float) -> None:
-    """Chỉ chạy bộ hẹn giờ / run the timer scheduler only (any number, against PostgreSQL)."""
+    """Chỉ chạy bộ hẹn giờ / run the timer scheduler only (several per machine on SQLite, any number on PostgreSQL)."""
     from engine.scheduler import run_blocking
 
     click.echo("Bộ hẹn giờ đang chạy / scheduler running")

@@ -214,8 +214,10 @@ class Engine(TaskActions):
 
     def _save(self, session: Session, inst: InstanceRow, wf: BpmnWorkflow, parsed: ParsedDefinition,
               actor_id: int | None = None, depth: int = 0, open_rows: list[TaskRow] | None = None,
-              rearm: bool = False, quiet: frozenset[str] = frozenset()) -> list[TaskRow]:
+              rearm: bool = False, quiet: frozenset[str] = frozenset(), state: str | None = None) -> list[TaskRow]:
         """Write the workflow state and every projection of it; returns the tasks opened by this action.
+
+        `state` is the workflow already serialized, when that was done before the transaction.
 
         Projections: the instance summary, task rows (with deadlines and their timers), the
         BPMN timer row, message subscriptions, notification emails and audit events.
@@ -224,7 +226,7 @@ class Engine(TaskActions):
         now = self.now()
         was_running = inst.status == InstanceStatus.RUNNING.value
         previous_timer = inst.next_timer_at
-        inst.state = serialization.dumps(wf, parsed.dialect)
+        inst.state = state if state is not None else serialization.dumps(wf, parsed.dialect)
         inst.serializer_version = serialization.SERIALIZER_VERSION
         inst.updated_at = now
         projections.summarise(inst, wf, parsed, now)

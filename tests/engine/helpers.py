@@ -27,6 +27,19 @@ def only_open_task(engine: Engine, instance_id: int, name: str | None = None) ->
     return tasks[0]
 
 
+def case_on_approval_with_timer(engine: Engine, staff_id: int, boundary: str = "PT1H") -> int:
+    """Deploy the sample approval with a boundary timer on its approval step, start a case and submit it."""
+    from engine.definitions import Bundle
+    from tests.engine import bpmn_samples
+
+    b = Bundle(key="duyet")
+    b.xml = {"duyet.bpmn": bpmn_samples.approval(boundary=boundary)}
+    engine.deploy_bundle(b)
+    iid = engine.start_instance(staff_id, "duyet")
+    engine.complete_task(staff_id, only_open_task(engine, iid).id, {})
+    return iid
+
+
 def instance(engine: Engine, instance_id: int) -> Instance:
     with engine.db.read() as session:
         return session.get(Instance, instance_id)
