@@ -8,6 +8,7 @@ changed in a way that leaves its timer due is stepped again under the lock and f
 from __future__ import annotations
 
 from contextlib import contextmanager
+
 import pytest
 from sqlalchemy import func, select, text
 
