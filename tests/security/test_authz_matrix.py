@@ -103,6 +103,7 @@ MATRIX = {
     "api.reassign_task": (REASSIGN_A, "POST", {"task_id": "task"}, _json({"username": "nn.cv2"}), True),
     "tasks.save_draft": (QUEUE_A, "POST", {"task_id": "task"}, {"data": {"noi_dung": "nháp"}}, True),
     "tasks.discard_draft": (QUEUE_A, "POST", {"task_id": "task"}, {"data": {}}, True),
+    "tasks.signal": (QUEUE_A, "POST", {"task_id": "task"}, {"data": {"signal": "khong_co"}}, True),  # 400 for A
     "api.get_task_draft": (QUEUE_A, "GET", {"task_id": "task"}, None, True),
     "api.save_task_draft": (QUEUE_A, "PUT", {"task_id": "task"}, _json({"data": {"noi_dung": "nháp"}}), True),
     "api.discard_task_draft": (QUEUE_A, "DELETE", {"task_id": "task"}, None, True),
