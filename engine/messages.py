@@ -63,7 +63,7 @@ def _event_for(wf, dialect: str, name: str, flat: dict, payload) -> BpmnEvent:
     return BpmnEvent(cls(name), payload, correlations=correlations)
 
 
-def _signal_for(wf, dialect: str, name: str, payload) -> BpmnEvent:
+def signal_event(wf, dialect: str, name: str, payload) -> BpmnEvent:
     cls = next((type(d) for _task, d in _waiting(wf, BpmnSignal, name)), _event_class(BpmnSignal, dialect))
     return BpmnEvent(cls(name), payload)
 
@@ -137,12 +137,6 @@ def deliver(engine: "Engine", session: Session, actor_id: int | None, name: str,
     return delivered
 
 
-def waits_for_signal(session: Session, instance_id: int, name: str) -> bool:
-    return Store(session).scalar(
-        "SELECT 1 FROM message_subscriptions WHERE instance_id = :id AND message_name = :name "
-        "AND correlation_key = :signal", id=instance_id, name=name, signal=projections.SIGNAL_KEY) is not None
-
-
 def signal(engine: "Engine", session: Session, actor_id: int | None, name: str, payload, depth: int,
            instance_id: int | None = None) -> list[int]:
     """Broadcast a signal (or send it to one case): the cases that caught it, then any it started."""
@@ -153,7 +147,7 @@ def signal(engine: "Engine", session: Session, actor_id: int | None, name: str, 
             "SELECT DISTINCT instance_id FROM message_subscriptions WHERE message_name = :name "
             "AND correlation_key = :signal ORDER BY instance_id", name=name, signal=projections.SIGNAL_KEY)]
     caught = _wake(engine, session, actor_id, instance_ids,
-                   lambda wf, parsed: _signal_for(wf, parsed.dialect, name, payload),
+                   lambda wf, parsed: signal_event(wf, parsed.dialect, name, payload),
                    Action.SIGNAL_RECEIVED, depth, signal=name)
     if instance_id is None:
         caught += _start_on(engine, session, actor_id, BpmnSignal, name, payload, Action.SIGNAL_RECEIVED, depth,

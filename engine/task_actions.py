@@ -232,7 +232,7 @@ class TaskActions:
             if name not in {s["name"] for s in task_signals(spiff)}:
                 raise InvalidInput(f"Công việc này không có tín hiệu '{name}'.", f"This task has no signal '{name}'.",
                                    {"name": name})
-            wf.send_event(messages._signal_for(wf, parsed.dialect, name, payload))
+            wf.send_event(messages.signal_event(wf, parsed.dialect, name, payload))
             self._run_engine(wf, inst)
             now = self.now()
             record(session, Action.SIGNAL_RECEIVED, now, instance_id=inst.id, task_id=task.id, actor_id=actor_id,
