@@ -26,6 +26,7 @@ class Action(str, enum.Enum):
     TASK_REASSIGNED = "task_reassigned"
     TASK_CANCELLED = "task_cancelled"
     MESSAGE_DELIVERED = "message_delivered"
+    SIGNAL_RECEIVED = "signal_received"
     TIMER_FIRED = "timer_fired"
     TIMER_FAILED = "timer_failed"
     TASK_REMINDED = "task_reminded"

@@ -1,7 +1,8 @@
-"""The `dieuphoi` command line: db, seed, deploy, serve, worker, users, timers."""
+"""The `dieuphoi` command line: db, seed, deploy, serve, worker, signal, users, timers."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -103,11 +104,31 @@ def serve(host: str, port: int, no_scheduler: bool, threads: int) -> None:
 @main.command()
 @click.option("--interval", default=1.0, show_default=True, type=float)
 def worker(interval: float) -> None:
-    """Chỉ chạy bộ hẹn giờ / run the timer scheduler only (any number, against PostgreSQL)."""
+    """Chỉ chạy bộ hẹn giờ / run the timer scheduler only (several per machine on SQLite, any number on PostgreSQL)."""
     from engine.scheduler import run_blocking
 
     click.echo("Bộ hẹn giờ đang chạy / scheduler running")
     run_blocking(_engine(), interval)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--instance", "instance_id", type=int, help="Chỉ gửi tới hồ sơ này / only to this case")
+@click.option("--data", default="{}", show_default=True, help="Dữ liệu kèm theo (đối tượng JSON) / payload")
+def signal(name: str, instance_id: int | None, data: str) -> None:
+    """Phát tín hiệu BPMN tới các hồ sơ đang chờ / broadcast a BPMN signal to the waiting cases."""
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise click.BadParameter("cần một đối tượng JSON, ví dụ '{\"dot\": 2}' / must be a JSON object",
+                                 param_hint="--data")
+    try:
+        caught = _engine().send_signal(None, name, payload, instance_id)
+    except EngineError as exc:
+        _fail(exc)
+    click.echo(f"Hồ sơ đã nhận tín hiệu / cases that caught it: {', '.join(map(str, caught))}")
 
 
 @main.group()

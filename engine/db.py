@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -12,6 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.config import Settings
 from engine.sqlite_wal import AUTOCHECKPOINT_PAGES, WalCheckpointer
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: there, other processes' writers meet the busy timeout
+    fcntl = None
+
+log = logging.getLogger(__name__)
 
 # Where a write session keeps its transaction's Core connection (read by engine.store).
 CONNECTION_KEY = "dieuphoi_connection"
@@ -47,11 +56,7 @@ class Database:
                 wal = self._wal = WalCheckpointer(path)
                 event.listen(self.engine, "commit", lambda _conn: wal.note_commit())
         self._writer = self.engine.execution_options(dieuphoi_immediate=True)
-        # SQLite has one writer at a time. This process's writers queue here, where the next is
-        # woken as soon as the lock is free, rather than in SQLite's busy handler, which sleeps and
-        # polls (up to 100 ms a time): under load that made a write's p99 over a second. Other
-        # processes (a worker, the CLI) still meet the busy timeout.
-        self._write_lock = threading.RLock() if self.is_sqlite else None
+        self._write_lock = WriterQueue(_sqlite_file(url)) if self.is_sqlite else None
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
@@ -88,7 +93,65 @@ class Database:
     def dispose(self) -> None:
         if self._wal is not None:
             self._wal.stop()
+        if self._write_lock is not None:
+            self._write_lock.close()
         self.engine.dispose()
+
+
+class WriterQueue:
+    """Where SQLite writers wait for the one write lock: threads on a lock, processes on a file lock.
+
+    SQLite's own busy handler sleeps and polls (1, 2, 5 … up to 100 ms a time), so a writer
+    can sleep long after the lock is free: under load that made a write's p99 over a second,
+    and two processes firing timers side by side spent their time asleep. Here the threads of
+    this process queue on an RLock, and processes (`serve`, `worker`, the CLI) on an exclusive
+    `flock` of `<database>-writer`, which the kernel hands to the next waiter the moment it is
+    released, and releases by itself if its holder dies. SQLite's lock stays the guarantee;
+    this only orders the queue in front of it.
+    """
+
+    def __init__(self, path: str | None):
+        self._lock = threading.RLock()
+        self._depth = 0  # nesting of the owning thread; only it reads or writes this
+        self._path = f"{path}-writer" if path and fcntl is not None else None
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int | None:
+        if self._path is None:
+            return None
+        if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
+            try:
+                self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644), os.getpid()
+            except OSError as exc:
+                log.warning("no writer queue file %s (%s): writers of other processes will poll", self._path, exc)
+                self._path = None
+                return None
+        return self._fd
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        if self._depth == 0:
+            fd = self._file()
+            if fd is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                except BaseException:
+                    self._lock.release()
+                    raise
+        self._depth += 1
+
+    def __exit__(self, *exc) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None and self._pid == os.getpid():
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._lock.release()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None and self._pid == os.getpid():
+                os.close(self._fd)
+            self._fd = None
 
 
 def _sqlite_file(url: str) -> str | None:

@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
@@ -219,14 +220,21 @@ def _deadline_timers(instance_id: int, task_id: str, plan: deadlines.Schedule, n
     return rows
 
 
+# The correlation key of a signal's subscription row: a message's key is '' or a JSON object, never this.
+SIGNAL_KEY = "signal"
+
+
 def waiting_messages(wf: BpmnWorkflow) -> set[tuple[str, str]]:
-    """(message name, correlation key) pairs the workflow is waiting for, event gateways included."""
+    """(message name, correlation key) pairs the workflow is waiting for, event gateways included,
+    and (signal name, SIGNAL_KEY) for the signals it is waiting for."""
     if wf.is_completed():
         return set()
     wanted = set()
     for task in list(wf.event_manager.tasks.values()):
         for definition in _definitions(getattr(task.task_spec, "event_definition", None)):
-            if isinstance(definition, MessageEventDefinition):
+            if isinstance(definition, SignalEventDefinition):
+                wanted.add((definition.name, SIGNAL_KEY))
+            elif isinstance(definition, MessageEventDefinition):
                 props = {cp.name for cp in definition.correlation_properties}
                 # The waiting task's own (sub)process holds the correlation its messages must match.
                 flat = flatten_correlations(task.workflow.correlations, props) if props else {}

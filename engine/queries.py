@@ -558,7 +558,7 @@ def task_detail(session: Session, user: User, task_id: str, today: date, now: da
     schema = forms.get(task.form_key) if task.form_key else None
     out["form_schema"] = schema
     out["form_ui_schema"] = _ui_schema(forms, task.form_key)
-    data = task_data(session, definitions, inst, task.spiff_task_id) if task.state == OPEN else None
+    data, signals = step_view(session, definitions, inst, task.spiff_task_id) if task.state == OPEN else (None, [])
     out["instructions"] = render_instructions(_instructions(session, definitions, definition.id, task.task_name),
                                               data or {})
     may_act = task.state == OPEN and may_act_now(session, user.id, task.id, today)
@@ -569,6 +569,7 @@ def task_detail(session: Session, user: User, task_id: str, today: date, now: da
             task.assignee_id == user.id or task.org_code in org_codes(session, user.id, SUPERVISING_ROLES)),
         "return": may_act and inst.status == "running",
     }
+    out["signals"] = signals if may_act and inst.status == "running" else []
     out["instance"] = instance_summary(inst, definition, users, orgs)
     out["data"] = data
     return out
@@ -776,14 +777,23 @@ def latest_data(session: Session, definitions, inst: Instance) -> dict | None:
 
 def task_data(session: Session, definitions, inst: Instance, spiff_task_id: str) -> dict | None:
     """The data an open step sees: its own (a unit's multi-instance step sees its unit, not the last one)."""
+    return step_view(session, definitions, inst, spiff_task_id)[0]
+
+
+def step_view(session: Session, definitions, inst: Instance, spiff_task_id: str) -> tuple[dict | None, list[dict]]:
+    """An open step's data and its signal buttons (`task_actions.task_signals`), from one load of the state."""
+    from engine.task_actions import task_signals
+
     try:
         parsed = definitions.get(session, inst.definition_id)
         wf = serialization.loads(inst.state, parsed.dialect, inst.definition_id, parsed.spec_pair)
         spiff = wf.get_task_from_id(UUID(spiff_task_id))
-        return json_safe(dict(spiff.data)) if spiff is not None else None
+        if spiff is None:
+            return None, []
+        return json_safe(dict(spiff.data)), task_signals(spiff)
     except Exception:  # noqa: BLE001 - show the rest of the task even if its state cannot be read
         log.exception("state of instance %s could not be read", inst.id)
-        return None
+        return None, []
 
 
 _JINJA = SandboxedEnvironment(autoescape=False, undefined=ChainableUndefined)

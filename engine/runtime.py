@@ -214,8 +214,10 @@ class Engine(TaskActions):
 
     def _save(self, session: Session, inst: InstanceRow, wf: BpmnWorkflow, parsed: ParsedDefinition,
               actor_id: int | None = None, depth: int = 0, open_rows: list[TaskRow] | None = None,
-              rearm: bool = False, quiet: frozenset[str] = frozenset()) -> list[TaskRow]:
+              rearm: bool = False, quiet: frozenset[str] = frozenset(), state: str | None = None) -> list[TaskRow]:
         """Write the workflow state and every projection of it; returns the tasks opened by this action.
+
+        `state` is the workflow already serialized, when that was done before the transaction.
 
         Projections: the instance summary, task rows (with deadlines and their timers), the
         BPMN timer row, message subscriptions, notification emails and audit events.
@@ -224,7 +226,7 @@ class Engine(TaskActions):
         now = self.now()
         was_running = inst.status == InstanceStatus.RUNNING.value
         previous_timer = inst.next_timer_at
-        inst.state = serialization.dumps(wf, parsed.dialect)
+        inst.state = state if state is not None else serialization.dumps(wf, parsed.dialect)
         inst.serializer_version = serialization.SERIALIZER_VERSION
         inst.updated_at = now
         projections.summarise(inst, wf, parsed, now)
@@ -420,6 +422,24 @@ class Engine(TaskActions):
         with self._action() as session:
             return self._deliver(session, actor_id, name, correlations or {}, payload, depth=0)
 
+    def send_signal(self, actor_id: int | None, name: str, payload: dict | None = None,
+                    instance_id: int | None = None) -> list[int]:
+        """Broadcast a BPMN signal to every case waiting for it (and start the processes whose start
+        event catches it), or send it to one case. Administrators and the system only: a signal
+        reaches cases of any unit. Returns the ids of the cases that caught it or were started."""
+        from engine import messages
+
+        name = (name or "").strip()
+        if not name or len(name) > 255:
+            raise InvalidInput("Tên tín hiệu phải có từ 1 đến 255 ký tự.", "A signal name has 1 to 255 characters.",
+                               {"name": name[:255]})
+        payload = dict(payload or {})
+        serialization.check_submitted_data(payload)
+        with self._action() as session:
+            if actor_id is not None and not self._user(session, actor_id).is_admin:
+                raise Forbidden("Chỉ quản trị hệ thống được gửi tín hiệu.", "Only an administrator may send signals.")
+            return messages.signal(self, session, actor_id, name, payload, 0, instance_id)
+
     def _deliver(self, session: Session, actor_id: int | None, name: str, correlations: dict, payload,
                  depth: int) -> list[int]:
         from engine.messages import deliver
@@ -430,8 +450,13 @@ class Engine(TaskActions):
         events = wf.get_events()
         if not events or depth >= 5:
             return
+        from engine import messages
+
         for event in events:
             definition = event.event_definition
+            if type(definition).__name__ == "SignalEventDefinition":  # a broadcast to every other waiting case
+                messages.signal(self, session, actor_id, definition.name, event.payload, depth + 1)
+                continue
             if type(definition).__name__ != "MessageEventDefinition":
                 continue
             flat = projections.flatten_correlations(event.correlations)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -22,8 +23,30 @@ MAX_REASON = 2000
 MAX_COMMENT = 10_000
 
 
+@dataclass
+class _Step:
+    """An open task about to be acted on, its case locked and its workflow loaded."""
+
+    store: Store
+    task: TaskRow
+    inst: InstanceRow
+    open_rows: list[TaskRow]
+    acting_for: int | None
+    wf: BpmnWorkflow
+    parsed: ParsedDefinition
+
+
 class TaskActions:
     """Mixed into `Engine`; every public method is one transaction."""
+
+    def _step(self, session, actor_id: int, task_id: str, expected_version: int | None = None) -> _Step:
+        """Lock the task's case, check the task is open and the actor may act on it, load the workflow."""
+        store = Store(session)
+        task, inst, open_rows = self._open_task(store, task_id)
+        acting_for = self._check_actor(store, actor_id, task)
+        self._check_version(inst, expected_version)
+        wf, parsed = self._load(session, inst)
+        return _Step(store, task, inst, open_rows, acting_for, wf, parsed)
 
     def _open_task(self, store: Store, task_id: str) -> tuple[TaskRow, InstanceRow, list[TaskRow]]:
         """Lock the task's instance, then read the task with the instance's other open tasks.
@@ -73,11 +96,9 @@ class TaskActions:
         data = dict(data or {})
         serialization.check_submitted_data(data)
         with self._action() as session:
-            store = Store(session)
-            task, inst, open_rows = self._open_task(store, task_id)
-            acting_for = self._check_actor(store, actor_id, task)
-            self._check_version(inst, expected_version)
-            wf, parsed = self._load(session, inst)
+            step = self._step(session, actor_id, task_id, expected_version)
+            store, task, inst, open_rows, acting_for, wf, parsed = (
+                step.store, step.task, step.inst, step.open_rows, step.acting_for, step.wf, step.parsed)
             forms.validate(parsed.forms.get(task.form_key) if task.form_key else None, data)
             spiff = self._spiff_task(wf, task)
             if hasattr(spiff.task_spec, "add_data_from_form"):
@@ -166,11 +187,9 @@ class TaskActions:
             raise InvalidInput(f"Lý do tối đa {MAX_REASON} ký tự.", f"Reason is limited to {MAX_REASON} characters.",
                                {"reason": "too long"})
         with self._action() as session:
-            store = Store(session)
-            task, inst, open_rows = self._open_task(store, task_id)
-            acting_for = self._check_actor(store, actor_id, task)
-            self._check_version(inst, expected_version)
-            wf, parsed = self._load(session, inst)
+            step = self._step(session, actor_id, task_id, expected_version)
+            store, task, inst, open_rows, acting_for, wf, parsed = (
+                step.store, step.task, step.inst, step.open_rows, step.acting_for, step.wf, step.parsed)
             previous = self._previous_human_step(self._spiff_task(wf, task), parsed)
             if previous is None:
                 raise Conflict("Không có bước trước để trả lại.", "There is no previous step to return to.")
@@ -196,6 +215,30 @@ class TaskActions:
             record(session, Action.TASK_RETURNED, now, instance_id=inst.id, task_id=task.id, actor_id=actor_id,
                    acting_for_id=acting_for, reason=reason, to_task=reopened.id, to_step=reopened.task_name)
             return reopened.id
+
+    def signal_task(self, actor_id: int, task_id: str, name: str, payload: dict | None = None) -> list[str]:
+        """Send the signal of one of the task's own signal boundary events (its button, e.g. "Sửa lại").
+
+        Whoever may complete the task may press it; the case catches the signal (interrupting
+        the task, or not, as modelled) and runs on. Returns the ids of the tasks it opened."""
+        from engine import messages
+
+        payload = dict(payload or {})
+        serialization.check_submitted_data(payload)
+        with self._action() as session:
+            step = self._step(session, actor_id, task_id)
+            task, inst, wf, parsed = step.task, step.inst, step.wf, step.parsed
+            spiff = self._spiff_task(wf, task)
+            if name not in {s["name"] for s in task_signals(spiff)}:
+                raise InvalidInput(f"Công việc này không có tín hiệu '{name}'.", f"This task has no signal '{name}'.",
+                                   {"name": name})
+            wf.send_event(messages.signal_event(wf, parsed.dialect, name, payload))
+            self._run_engine(wf, inst)
+            now = self.now()
+            record(session, Action.SIGNAL_RECEIVED, now, instance_id=inst.id, task_id=task.id, actor_id=actor_id,
+                   acting_for_id=step.acting_for, signal=name)
+            created = self._save(session, inst, wf, parsed, actor_id, open_rows=step.open_rows)
+            return [row.id for row in created]
 
     @staticmethod
     def _previous_human_step(spiff, parsed: ParsedDefinition):
@@ -231,3 +274,19 @@ class TaskActions:
             record(session, Action.COMMENT_ADDED, self.now(), instance_id=inst.id, task_id=task_id,
                    actor_id=actor_id, comment_id=comment.id)
             return comment.id
+
+
+def task_signals(spiff) -> list[dict]:
+    """The signals a READY task offers as buttons: its signal boundary events still waiting, with
+    the modeller's label (`spiffworkflow:signalButtonLabel`) or the signal's name."""
+    from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
+
+    found = []
+    parent = spiff.parent  # a task with boundary events sits under a split with them as siblings
+    for sibling in (parent.children if parent is not None else []):
+        definition = getattr(sibling.task_spec, "event_definition", None)
+        if sibling is spiff or sibling.state != SpiffState.WAITING or not isinstance(definition, SignalEventDefinition):
+            continue
+        label = (getattr(sibling.task_spec, "extensions", None) or {}).get("signalButtonLabel")
+        found.append({"name": definition.name, "label": label or sibling.task_spec.bpmn_name or definition.name})
+    return found

@@ -4,6 +4,12 @@ BPMN timers (boundary, intermediate, cycle) keep one row per instance, re-armed 
 save; reminders and escalation levels are rows per task, created with the task and
 cancelled in the transaction that closes it. A failed firing is retried with backoff and
 ends, visibly, in the `failed` state for an administrator to retry.
+
+A BPMN timer's case is loaded, stepped and serialized before the write transaction opens
+(optimistically, on a snapshot); the transaction then only checks that the case's version
+is still the one stepped, and writes. SQLite has one writer at a time, so this is what lets
+several processes fire in parallel: the SpiffWorkflow work, most of a firing, holds no lock.
+If the case changed in between, it is stepped again inside the transaction, as before.
 """
 
 from __future__ import annotations
@@ -13,16 +19,20 @@ import os
 import socket
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from engine import clock as clockmod
-from engine import deadlines
+from engine import deadlines, serialization
 from engine.audit import Action, record
 from engine.models import InstanceStatus, TaskState
-from engine.store import TimerStore
+from engine.store import Store, TimerStore
 
 if TYPE_CHECKING:
+    from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+
+    from engine.definitions import ParsedDefinition
     from engine.runtime import Engine
 
 log = logging.getLogger(__name__)
@@ -82,11 +92,12 @@ def fire_due(engine: Engine, *, batch: int = 20, budget_seconds: float | None = 
 
 def _fire_one(engine: Engine, timer: dict, now) -> bool:
     try:
+        stepped = _step_bpmn(engine, timer) if timer["kind"] == "bpmn" else None
         with engine._action() as session:
             store = TimerStore(session)
             _async_commit(store)
             if timer["kind"] == "bpmn":
-                _fire_bpmn(engine, session, store, timer)
+                _fire_bpmn(engine, session, store, timer, stepped)
             elif timer["kind"] in ("remind", "escalate"):
                 _fire_deadline(engine, session, store, timer, now)
             elif timer["kind"] == "start":
@@ -110,16 +121,45 @@ def _fire_one(engine: Engine, timer: dict, now) -> bool:
         return False
 
 
-def _fire_bpmn(engine: Engine, session, store: TimerStore, timer: dict) -> None:
-    inst = store.instance(timer["instance_id"], lock=True)
-    if inst is None or inst.status != InstanceStatus.RUNNING.value:
-        return
-    wf, parsed = engine._load(session, inst)
+@dataclass
+class _Stepped:
+    """A case stepped past its due timers outside the write lock, and the version it was read at."""
+
+    version: int
+    wf: BpmnWorkflow
+    parsed: ParsedDefinition
+    state: str
+
+
+def _step_bpmn(engine: Engine, timer: dict) -> _Stepped | None:
+    """Load the case from a snapshot, fire its due timers, run it to its next wait, serialize it."""
+    with engine.db.read() as session:
+        inst = Store(session).instance(timer["instance_id"])
+        if inst is None or inst.status != InstanceStatus.RUNNING.value:
+            return None
+        wf, parsed = engine._load(session, inst)
+    _run_due(engine, wf, inst)
+    return _Stepped(inst.version, wf, parsed, serialization.dumps(wf, parsed.dialect))
+
+
+def _run_due(engine: Engine, wf: BpmnWorkflow, inst) -> None:
     with clockmod.using(clockmod.NudgedClock(engine.clock)):
         wf.refresh_timers()
         engine._run_engine(wf, inst)
+
+
+def _fire_bpmn(engine: Engine, session, store: TimerStore, timer: dict, stepped: _Stepped | None) -> None:
+    inst = store.instance(timer["instance_id"], lock=True)
+    if inst is None or inst.status != InstanceStatus.RUNNING.value:
+        return
+    if stepped is not None and stepped.version == inst.version:
+        wf, parsed, state = stepped.wf, stepped.parsed, stepped.state
+    else:  # changed since the snapshot (a user's action, another worker): step it again, under the lock
+        wf, parsed = engine._load(session, inst)
+        _run_due(engine, wf, inst)
+        state = None
     record(session, Action.TIMER_FIRED, engine.now(), instance_id=inst.id, timer="bpmn")
-    engine._save(session, inst, wf, parsed, rearm=True)
+    engine._save(session, inst, wf, parsed, rearm=True, state=state)
 
 
 def _fire_deadline(engine: Engine, session, store: TimerStore, timer: dict, now) -> None:

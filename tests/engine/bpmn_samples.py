@@ -87,6 +87,42 @@ def message_wait(process_id: str = "cho_tin") -> bytes:
     ).encode()
 
 
+SIGNAL = '<bpmn:signal id="sig_dc" name="ke_hoach_dieu_chinh"/>'
+SIGNAL_DEF = '<bpmn:signalEventDefinition id="{id}" signalRef="sig_dc"/>'
+STAFF_LANE = '<bpmn:laneSet id="ls"><bpmn:lane id="l1" name="Chuyên viên">{refs}</bpmn:lane></bpmn:laneSet>'
+
+
+def signal_wait(process_id: str = "cho_dc") -> bytes:
+    """start -> wait for signal `ke_hoach_dieu_chinh` -> 'Rà soát lại' (staff) -> end."""
+    return (
+        HEAD + SIGNAL + f'<bpmn:process id="{process_id}" isExecutable="true">'
+        + STAFF_LANE.format(refs="<bpmn:flowNodeRef>ra_soat</bpmn:flowNodeRef>")
+        + '<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="cho"/>'
+        '<bpmn:intermediateCatchEvent id="cho">' + SIGNAL_DEF.format(id="c1") + '</bpmn:intermediateCatchEvent>'
+        '<bpmn:sequenceFlow id="f2" sourceRef="cho" targetRef="ra_soat"/>'
+        '<bpmn:userTask id="ra_soat" name="Rà soát lại"/>'
+        '<bpmn:sequenceFlow id="f3" sourceRef="ra_soat" targetRef="e"/><bpmn:endEvent id="e"/>'
+        '</bpmn:process></bpmn:definitions>'
+    ).encode()
+
+
+def signal_button(process_id: str = "nut") -> bytes:
+    """'Soạn' (staff) with an interrupting signal boundary labelled 'Sửa lại' that leads to 'Sửa'."""
+    return (
+        HEAD + SIGNAL + f'<bpmn:process id="{process_id}" isExecutable="true">'
+        + STAFF_LANE.format(refs="<bpmn:flowNodeRef>soan</bpmn:flowNodeRef><bpmn:flowNodeRef>sua</bpmn:flowNodeRef>")
+        + '<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="soan"/>'
+        '<bpmn:userTask id="soan" name="Soạn"/>'
+        '<bpmn:boundaryEvent id="b" attachedToRef="soan"><bpmn:extensionElements>'
+        '<spiffworkflow:signalButtonLabel>Sửa lại</spiffworkflow:signalButtonLabel></bpmn:extensionElements>'
+        + SIGNAL_DEF.format(id="c3") + '</bpmn:boundaryEvent>'
+        '<bpmn:sequenceFlow id="f2" sourceRef="b" targetRef="sua"/><bpmn:userTask id="sua" name="Sửa"/>'
+        '<bpmn:sequenceFlow id="f3" sourceRef="sua" targetRef="e2"/><bpmn:endEvent id="e2"/>'
+        '<bpmn:sequenceFlow id="f4" sourceRef="soan" targetRef="e"/><bpmn:endEvent id="e"/>'
+        '</bpmn:process></bpmn:definitions>'
+    ).encode()
+
+
 CAMUNDA = '''<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="D" targetNamespace="t">
   <bpmn:process id="nghi_phep" isExecutable="true">

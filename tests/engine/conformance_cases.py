@@ -117,6 +117,11 @@ class Replay:
                 actor: str | None = None) -> list[int]:
         return self.step().deliver_message(self.users[actor] if actor else None, name, correlations, payload)
 
+    def signal(self, task_name: str, signal: str, actor: str | None = None) -> list[str]:
+        """Press a signal button of the open task `task_name` (a signal boundary event on it)."""
+        row = self.task(task_name)
+        return self.step().signal_task(self.users[actor] if actor else self.actor_for(row), row.id, signal)
+
     # ------------------------------------------------------------ reading
     def open_tasks(self) -> list[HumanTask]:
         with self.engine.db.read() as session:

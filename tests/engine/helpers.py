@@ -27,6 +27,25 @@ def only_open_task(engine: Engine, instance_id: int, name: str | None = None) ->
     return tasks[0]
 
 
+def deploy_xml(engine: Engine, key: str, xml: bytes, descriptor: dict | None = None) -> None:
+    """Deploy one BPMN document as process `key` (with a descriptor, if given)."""
+    from engine.definitions import Bundle
+
+    bundle = Bundle(key=key, descriptor=descriptor)
+    bundle.xml = {f"{key}.bpmn": xml}
+    engine.deploy_bundle(bundle)
+
+
+def case_on_approval_with_timer(engine: Engine, staff_id: int, boundary: str = "PT1H") -> int:
+    """Deploy the sample approval with a boundary timer on its approval step, start a case and submit it."""
+    from tests.engine import bpmn_samples
+
+    deploy_xml(engine, "duyet", bpmn_samples.approval(boundary=boundary))
+    iid = engine.start_instance(staff_id, "duyet")
+    engine.complete_task(staff_id, only_open_task(engine, iid).id, {})
+    return iid
+
+
 def instance(engine: Engine, instance_id: int) -> Instance:
     with engine.db.read() as session:
         return session.get(Instance, instance_id)

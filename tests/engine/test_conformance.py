@@ -914,9 +914,30 @@ def test_four_forms_are_enforced_with_their_json_schemas(replay):
     assert "form_num_1" in invalid.value.details
 
 
-def test_form_model_signal_boundaries_need_a_signal_api():
-    pytest.skip("test_form.bpmn's 'edit' signal boundary events on form3/form4 are fired by a UI button in "
-                "spiff-arena; the engine has no API to send a signal to an instance")
+def test_form_model_signal_buttons_send_the_work_back_a_step(replay):
+    """form3's 'edit' and form4's 'Edit' signal boundary events (buttons in spiff-arena) interrupt the
+    task and reopen the step before it; only the task's own signals are offered."""
+    replay.user("someone")
+    replay.deploy(bundle("test_form", *[FORM_MODEL / f for f in FORM_FILES], process_id="test_form"))
+    replay.start("someone", "test_form")
+    replay.complete("form1", {"form_num_1": 3})
+    replay.complete("form2", {"form_num_2": 5})
+    with pytest.raises(InvalidInput):  # form4's signal is not form3's
+        replay.signal("form3", "Signal_1c7k0bt")
+    assert replay.open_names() == ["form3"]
+    replay.signal("form3", "Signal_091abqk")  # "edit": back to form2
+    assert replay.open_names() == ["form2"]
+    assert [r.state for r in replay.rows() if r.task_name == "form3"] == ["cancelled"]
+    replay.complete("form2", {"form_num_2": 6})
+    replay.complete("form3", {"form_num_3": 7})
+    replay.signal("form4", "Signal_1c7k0bt")  # "Edit": back to form3
+    assert replay.open_names() == ["form3"]
+    replay.complete("form3", {"form_num_3": 7})
+    replay.complete("form4", {"form_num_4": 11})
+    assert replay.status() == COMPLETED
+    data = replay.workflow().data
+    assert (data["product_one"], data["product_two"], data["product_three"], data["product_four"]) == (
+        12, 72, 504, 5544)
 
 
 INVOICE = ARENA_SAMPLES / "documentation" / "submit-invoice"

@@ -16,7 +16,7 @@ from engine.models import AuditEvent, HumanTask, Instance, OutboxMessage, Timer
 from engine.runtime import Engine
 from engine.store import TimerStore
 from tests.engine import bpmn_samples as samples
-from tests.engine.helpers import instance, only_open_task
+from tests.engine.helpers import case_on_approval_with_timer, instance, only_open_task
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 LADDER = {
@@ -172,11 +172,7 @@ def test_after_downtime_every_overdue_timer_fires_exactly_once(engine, people, c
 
 
 def test_a_dead_workers_claimed_timers_come_back_when_the_lease_expires(engine, people, clock):
-    b = Bundle(key="duyet")
-    b.xml = {"duyet.bpmn": samples.approval(boundary="PT1H")}
-    engine.deploy_bundle(b)
-    iid = engine.start_instance(people["nn.cv"], "duyet")
-    engine.complete_task(people["nn.cv"], only_open_task(engine, iid).id, {})
+    iid = case_on_approval_with_timer(engine, people["nn.cv"])
     clock.advance(hours=2)
     with engine.db.write() as session:
         claimed = TimerStore(session).claim_due(clock.now(), "dead-worker", clock.now() + timedelta(minutes=5), 10)

@@ -1,7 +1,9 @@
 """Three real `dieuphoi worker` processes drain 1,000 due BPMN timers; one is SIGKILLed mid-way.
 
-PostgreSQL only: several workers share the timer table through FOR UPDATE SKIP LOCKED.
-Every timer must fire exactly once, every instance complete once, nothing end up failed.
+On PostgreSQL the workers share the timer table through FOR UPDATE SKIP LOCKED; on SQLite
+their writers queue on the database's file lock (and a killed holder's lock is released by
+the kernel). Every timer must fire exactly once, every instance complete once, nothing end
+up failed.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from engine.definitions import Bundle
 from tests.engine import bpmn_samples as samples
 from tests.engine.helpers import only_open_task
 
-pytestmark = pytest.mark.postgres
-
 DIEUPHOI = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "dieuphoi"
 N = 1_000
 DEADLINE_SECONDS = 120
 POLL = 0.2
+
+
+SERIES = "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < :n) "
 
 
 def _clone(engine, iid: int, copies: int) -> list[int]:
@@ -36,31 +39,31 @@ def _clone(engine, iid: int, copies: int) -> list[int]:
     """
     with engine.db.engine.begin() as conn:
         base = conn.execute(text("SELECT max(id) FROM instances")).scalar()
+        params = {"base": base, "n": copies, "iid": iid, "key": f"bpmn:{iid}"}
         conn.execute(text(
             "INSERT INTO instances (id, definition_id, process_key, title, status, owner_org, initiator_id, state, "
             "serializer_version, business, next_timer_at, message_waits, error, created_at, updated_at, "
-            "completed_at, version) "
-            "SELECT :base + g, definition_id, process_key, title, status, owner_org, initiator_id, state, "
+            "completed_at, version) " + SERIES +
+            "SELECT :base + x, definition_id, process_key, title, status, owner_org, initiator_id, state, "
             "serializer_version, business, next_timer_at, message_waits, error, created_at, updated_at, "
-            "completed_at, version FROM instances, generate_series(1, :n) AS g WHERE id = :iid"),
-            {"base": base, "n": copies, "iid": iid})
-        conn.execute(text("SELECT setval(pg_get_serial_sequence('instances', 'id'), (SELECT max(id) FROM instances))"))
+            "completed_at, version FROM instances, g WHERE id = :iid"), params)
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('instances', 'id'), "
+                              "(SELECT max(id) FROM instances))"))
         conn.execute(text(
             "INSERT INTO human_tasks (id, instance_id, spiff_task_id, process_key, task_name, title, lane, org_code, "
             "role, candidate_user_id, assignee_id, state, form_key, business, return_reason, created_at, due_at, "
-            "completed_at, completed_by, acting_for, escalation_level) "
-            "SELECT md5(random()::text || g::text), :base + g, spiff_task_id, process_key, task_name, title, lane, "
+            "completed_at, completed_by, acting_for, escalation_level) " + SERIES +
+            "SELECT 'clone-' || (:base + x), :base + x, spiff_task_id, process_key, task_name, title, lane, "
             "org_code, role, candidate_user_id, assignee_id, state, form_key, business, return_reason, created_at, "
             "due_at, completed_at, completed_by, acting_for, escalation_level "
-            "FROM human_tasks, generate_series(1, :n) AS g WHERE instance_id = :iid AND state = 'open'"),
-            {"base": base, "n": copies, "iid": iid})
+            "FROM human_tasks, g WHERE instance_id = :iid AND state = 'open'"), params)
         conn.execute(text(
             "INSERT INTO timers (kind, dedupe_key, instance_id, task_id, definition_id, level, due_at, state, "
-            "attempts, payload, created_at) "
-            "SELECT kind, 'bpmn:' || (:base + g)::text, :base + g, task_id, definition_id, level, due_at, state, "
-            "attempts, payload, created_at FROM timers, generate_series(1, :n) AS g WHERE dedupe_key = :key"),
-            {"base": base, "n": copies, "key": f"bpmn:{iid}"})
-    return [iid] + [base + g for g in range(1, copies + 1)]
+            "attempts, payload, created_at) " + SERIES +
+            "SELECT kind, 'bpmn:' || (:base + x), :base + x, task_id, definition_id, level, due_at, state, "
+            "attempts, payload, created_at FROM timers, g WHERE dedupe_key = :key"), params)
+    return [iid] + [base + x for x in range(1, copies + 1)]
 
 
 def _scalar(engine, sql: str, **params):
@@ -69,8 +72,6 @@ def _scalar(engine, sql: str, **params):
 
 
 def test_three_workers_fire_every_timer_once_even_when_one_is_killed(engine, people, clock, db_url, tmp_path):
-    if db_url.startswith("sqlite"):
-        pytest.skip("several worker processes need PostgreSQL (SKIP LOCKED)")
     # The instance is created two hours in the past: its PT1H boundary timer is due in real time.
     clock.set(datetime.now(timezone.utc) - timedelta(hours=2))
     b = Bundle(key="duyet")
@@ -80,7 +81,7 @@ def test_three_workers_fire_every_timer_once_even_when_one_is_killed(engine, peo
     engine.complete_task(people["nn.cv"], only_open_task(engine, iid).id, {})
     ids = _clone(engine, iid, N - 1)
     assert _scalar(engine, "SELECT count(*) FROM timers WHERE kind = 'bpmn' AND state = 'pending' "
-                           "AND due_at <= now()") == N
+                           "AND due_at <= :now", now=_db_time(engine, datetime.now(timezone.utc))) == N
     assert _scalar(engine, "SELECT count(*) FROM human_tasks WHERE state = 'open'") == N
 
     env = {**os.environ, "DIEUPHOI_DATABASE_URL": db_url, "DIEUPHOI_INSTANCE_DIR": str(tmp_path)}
@@ -111,8 +112,8 @@ def test_three_workers_fire_every_timer_once_even_when_one_is_killed(engine, peo
         # moving the dead worker's claimed rows' lease_until into the past, as if 300 s had passed.
         with engine.db.engine.begin() as conn:
             orphaned = conn.execute(text(
-                "UPDATE timers SET lease_until = now() - interval '1 second' "
-                "WHERE state = 'claimed' AND lease_owner LIKE :o"), {"o": owner_like}).rowcount
+                "UPDATE timers SET lease_until = :past WHERE state = 'claimed' AND lease_owner LIKE :o"),
+                {"o": owner_like, "past": _db_time(engine, datetime.now(timezone.utc) - timedelta(seconds=1))}).rowcount
 
         while time.monotonic() < deadline:
             left = _scalar(engine, "SELECT count(*) FROM timers WHERE kind = 'bpmn' AND state <> 'done'")
@@ -146,6 +147,12 @@ def test_three_workers_fire_every_timer_once_even_when_one_is_killed(engine, peo
     assert set(completed) == set(ids) and set(completed.values()) == {1}
     assert _scalar(engine, "SELECT count(*) FROM instances WHERE status = 'completed'") == N
     assert _scalar(engine, "SELECT count(*) FROM timers WHERE state = 'failed'") == 0
+
+
+def _db_time(engine, when: datetime):
+    """A UTC time as the timers table stores it (naive text on SQLite)."""
+    naive = when.astimezone(timezone.utc).replace(tzinfo=None)
+    return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if engine.db.is_sqlite else when
 
 
 def _rows(engine, sql: str) -> list[tuple]:

@@ -99,9 +99,11 @@ MATRIX = {
     "api.unclaim_task": (UNCLAIM_A, "POST", {"task_id": "task"}, None, True),
     "api.complete_task": (QUEUE_A, "POST", {"task_id": "task"}, _json({"data": {"noi_dung": "x"}}), True),
     "api.return_task": (QUEUE_A, "POST", {"task_id": "task"}, _json({"reason": "lý do"}), True),
+    "api.signal_task": (QUEUE_A, "POST", {"task_id": "task"}, _json({"name": "khong_co"}), True),  # 400 for A
     "api.reassign_task": (REASSIGN_A, "POST", {"task_id": "task"}, _json({"username": "nn.cv2"}), True),
     "tasks.save_draft": (QUEUE_A, "POST", {"task_id": "task"}, {"data": {"noi_dung": "nháp"}}, True),
     "tasks.discard_draft": (QUEUE_A, "POST", {"task_id": "task"}, {"data": {}}, True),
+    "tasks.signal": (QUEUE_A, "POST", {"task_id": "task"}, {"data": {"signal": "khong_co"}}, True),  # 400 for A
     "api.get_task_draft": (QUEUE_A, "GET", {"task_id": "task"}, None, True),
     "api.save_task_draft": (QUEUE_A, "PUT", {"task_id": "task"}, _json({"data": {"noi_dung": "nháp"}}), True),
     "api.discard_task_draft": (QUEUE_A, "DELETE", {"task_id": "task"}, None, True),
@@ -114,6 +116,7 @@ MATRIX = {
     "api.suspend_instance": (ADMIN, "POST", {"instance_id": "instance"}, _json({"reason": "lý do"}), True),
     "api.resume_instance": (ADMIN, "POST", {"instance_id": "instance"}, _json({}), True),
     "api.deliver_message": ({**ADMIN, "admin": 404}, "POST", {}, _json({"name": "khong_co"}), False),  # no waiter
+    "api.send_signal": ({**ADMIN, "admin": 404}, "POST", {}, _json({"name": "khong_co"}), False),  # no waiter
     "api.deploy_definition": (ADMIN, "POST", {}, None, False),  # body built below (multipart)
     "admin.index": (ADMIN, "GET", {}, None, False),
     "admin.users": (ADMIN, "GET", {}, None, False),

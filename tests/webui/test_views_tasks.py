@@ -421,3 +421,26 @@ def test_save_draft_in_english(browser_for, engine, proposal):
     client.post(f"/tasks/{task.id}/draft", data={"so_van_ban": "125/SNN-KH"})
     text = text_of(client.get(f"/tasks/{task.id}"))
     assert "Save draft" in text and "Draft saved on 30/11/2026 09:00 by Nn Cv." in text
+
+
+# ------------------------------------------------------------------ signal buttons
+def test_a_steps_signal_button_is_shown_and_pressing_it_opens_the_modelled_step(browser_for, engine, people):
+    from tests.engine import bpmn_samples
+    from tests.engine.helpers import deploy_xml
+
+    deploy_xml(engine, "nut", bpmn_samples.signal_button())
+    iid = engine.start_instance(people["nn.cv"], "nut")
+    [task] = open_tasks(engine, iid)
+    page = browser_for("nn.cv").get(f"/tasks/{task.id}").get_data(as_text=True)
+    assert re.search(r'name="signal" value="ke_hoach_dieu_chinh"[^>]*>Sửa lại</button>', page)
+    assert "Sửa lại</button>" not in browser_for("nn.ld").get(f"/tasks/{task.id}").get_data(as_text=True)
+    wrong = browser_for("nn.cv").post(f"/tasks/{task.id}/signal", data={"signal": "khong_co"})
+    assert wrong.status_code == 400 and "không có tín hiệu" in text_of(wrong)
+    assert [t.id for t in open_tasks(engine, iid)] == [task.id]  # nothing changed
+    assert browser_for("yt.cv").post(f"/tasks/{task.id}/signal", data={"signal": "ke_hoach_dieu_chinh"}
+                                     ).status_code == 404
+    pressed = browser_for("nn.cv").post(f"/tasks/{task.id}/signal", data={"signal": "ke_hoach_dieu_chinh"})
+    [opened] = open_tasks(engine, iid)
+    assert opened.task_name == "sua"
+    assert pressed.status_code == 302 and pressed.headers["Location"].endswith(f"/tasks/{opened.id}")
+    assert "Đã thực hiện “Sửa lại”." in text_of(browser_for("nn.cv").get(pressed.headers["Location"]))

@@ -1,4 +1,4 @@
-"""BPMN messages from other systems: wake the waiting case(s), or start a process on a message start event."""
+"""BPMN messages and signals from other systems: wake the waiting case(s), or start a process on a start event."""
 
 from __future__ import annotations
 
@@ -22,3 +22,15 @@ def deliver_message(call):
     delivered = engine().deliver_message(call.actor.id, body["name"], body.get("correlations") or {},
                                          body.get("payload") or {})
     return {"instances": delivered}
+
+
+@api_route("POST", "/signals", summary="Phát tín hiệu BPMN / broadcast a BPMN signal", tag="messages",
+           body=S.SIGNAL, body_required=True, response="MessageResult", errors=(403, 404, 409))
+def send_signal(call):
+    """Administrators only (an integration uses a token of an administrator account): a signal reaches
+    cases of any unit. Every case waiting for signal `name` catches it, or only case `instance_id` when
+    given; without `instance_id` a case of every process whose start event catches it is started too.
+    The `payload` becomes the signal's data. 404 if nothing caught it."""
+    body = call.body
+    caught = engine().send_signal(call.actor.id, body["name"], body.get("payload") or {}, body.get("instance_id"))
+    return {"instances": caught}

@@ -105,6 +105,8 @@ TASK_DETAIL = obj({
     "form_ui_schema": nullable(ANY_OBJECT),
     "instructions": nullable(STRING),
     "actions": obj({"complete": BOOL, "claim": BOOL, "unclaim": BOOL, "return": BOOL}),
+    "signals": {"type": "array", "description": "Nút tín hiệu của bước (sự kiện biên tín hiệu) / the step's signal "
+                "buttons (signal boundary events)", "items": obj({"name": STRING, "label": STRING})},
     "instance": ref("InstanceSummary"),
     "data": nullable(ANY_OBJECT),
 })
@@ -206,6 +208,15 @@ MESSAGE = obj({
     "name": {"type": "string", "minLength": 1, "maxLength": 255},
     "correlations": {"type": "object", "maxProperties": 20, "additionalProperties": SCALAR,
                      "propertyNames": {"maxLength": 255}},
+    "payload": ANY_OBJECT,
+}, ["name"], closed=True)
+SIGNAL = obj({
+    "name": {"type": "string", "minLength": 1, "maxLength": 255},
+    "payload": ANY_OBJECT,
+    "instance_id": ID,
+}, ["name"], closed=True)
+TASK_SIGNAL = obj({
+    "name": {"type": "string", "minLength": 1, "maxLength": 255},
     "payload": ANY_OBJECT,
 }, ["name"], closed=True)
 DEPLOY_MULTIPART = obj({

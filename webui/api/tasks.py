@@ -87,6 +87,19 @@ def unclaim_task(call):
     return _task_result(task_id)
 
 
+@api_route("POST", "/tasks/{task_id}/signal", summary="Gửi tín hiệu của bước / press a step's signal button",
+           tag="tasks", params=(TASK_ID,), body=S.TASK_SIGNAL, body_required=True, response="TaskResult",
+           errors=ACTION_ERRORS)
+def signal_task(call):
+    """Send one of the step's own signals (its signal boundary events, listed as `signals` on the
+    task, e.g. "Sửa lại"): whoever may complete the step may press it. The case catches the signal
+    and runs on as modelled (an interrupting one closes the step); 400 for a signal the step has not."""
+    task_id = _visible(call)
+    body = call.body
+    next_ids = engine().signal_task(call.actor.id, task_id, body["name"], body.get("payload") or {})
+    return _task_result(task_id, next_ids)
+
+
 @api_route("POST", "/tasks/{task_id}/complete", summary="Hoàn thành / complete", tag="tasks", params=(TASK_ID,),
            body=S.COMPLETE, response="TaskResult", errors=ACTION_ERRORS)
 def complete_task(call):

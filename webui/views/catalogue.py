@@ -24,6 +24,7 @@ ACTIONS = {
     "task_reassigned": _l("Chuyển xử lý"),
     "task_cancelled": _l("Hủy bước"),
     "message_delivered": _l("Nhận thông điệp"),
+    "signal_received": _l("Nhận tín hiệu"),
     "timer_fired": _l("Đến hạn hẹn giờ"),
     "timer_failed": _l("Hẹn giờ lỗi"),
     "task_reminded": _l("Nhắc việc"),

@@ -214,6 +214,26 @@ def complete(task_id: str):
     return redirect(url_for("tasks.inbox"))
 
 
+@bp.post("/tasks/<task_id>/signal")
+@login_required
+def signal(task_id: str):
+    """A step's signal button (a signal boundary event on it, e.g. "Sửa lại")."""
+    _require_visible(task_id)
+    eng = engine()
+    name = (request.form.get("signal") or "")[:255]
+    with eng.db.read() as s:
+        detail = queries.task_detail(s, current_user, task_id, eng.today(), eng.now(), eng.definitions)
+    label = next((b["label"] for b in detail.get("signals", []) if b["name"] == name), name)
+    try:
+        opened = eng.signal_task(_me(), task_id, name)
+    except InvalidInput as exc:
+        return _render(task_id, message=formats.engine_message(exc), status=400)
+    flash(_("Đã thực hiện “%(label)s”.", label=label), "success")
+    with eng.db.read() as s:  # go on to the step it opened, if it is this person's
+        mine = [i for i in opened if queries.may_act_now(s, _me(), i, eng.today())]
+    return redirect(url_for("tasks.task", task_id=mine[0]) if mine else url_for("tasks.inbox"))
+
+
 @bp.post("/tasks/<task_id>/draft")
 @login_required
 def save_draft(task_id: str):
