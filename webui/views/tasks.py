@@ -221,7 +221,7 @@ def signal(task_id: str):
     _require_visible(task_id)
     eng = engine()
     name = (request.form.get("signal") or "")[:255]
-    with eng.db.read() as s:
+    with request_db.read() as s:
         detail = queries.task_detail(s, current_user, task_id, eng.today(), eng.now(), eng.definitions)
     label = next((b["label"] for b in detail.get("signals", []) if b["name"] == name), name)
     try:
@@ -229,7 +229,7 @@ def signal(task_id: str):
     except InvalidInput as exc:
         return _render(task_id, message=formats.engine_message(exc), status=400)
     flash(_("Đã thực hiện “%(label)s”.", label=label), "success")
-    with eng.db.read() as s:  # go on to the step it opened, if it is this person's
+    with request_db.read() as s:  # go on to the step it opened, if it is this person's
         mine = [i for i in opened if queries.may_act_now(s, _me(), i, eng.today())]
     return redirect(url_for("tasks.task", task_id=mine[0]) if mine else url_for("tasks.inbox"))
 
