@@ -5,11 +5,13 @@ save; reminders and escalation levels are rows per task, created with the task a
 cancelled in the transaction that closes it. A failed firing is retried with backoff and
 ends, visibly, in the `failed` state for an administrator to retry.
 
-A BPMN timer's case is loaded, stepped and serialized before the write transaction opens
-(optimistically, on a snapshot); the transaction then only checks that the case's version
-is still the one stepped, and writes. SQLite has one writer at a time, so this is what lets
-several processes fire in parallel: the SpiffWorkflow work, most of a firing, holds no lock.
-If the case changed in between, it is stepped again inside the transaction, as before.
+On SQLite a BPMN timer's case is loaded, stepped and serialized before the write transaction
+opens (optimistically, on a snapshot); the transaction then only checks that the case's
+version is still the one stepped, and writes. SQLite has one writer at a time, so this is
+what lets several processes fire in parallel: the SpiffWorkflow work, most of a firing, holds
+no lock. If the case changed in between, it is stepped again inside the transaction. On
+PostgreSQL the case's row lock already lets workers fire different cases in parallel, so the
+step stays inside the transaction there (a snapshot would only cost another round trip).
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def fire_due(engine: Engine, *, batch: int = 20, budget_seconds: float | None = 
 
 def _fire_one(engine: Engine, timer: dict, now) -> bool:
     try:
-        stepped = _step_bpmn(engine, timer) if timer["kind"] == "bpmn" else None
+        stepped = _step_bpmn(engine, timer) if timer["kind"] == "bpmn" and engine.db.is_sqlite else None
         with engine._action() as session:
             store = TimerStore(session)
             _async_commit(store)
