@@ -267,11 +267,16 @@ class Server:
     """`dieuphoi serve` on a free loopback port, over `url`, in its own process group."""
 
     def __init__(self, url: str, workdir: Path, *, threads: int = 8, profile_to: Path | None = None,
-                 profile_clock: str = "wall", write_lock: bool = False, extra_env: dict | None = None):
+                 profile_clock: str = "wall", write_lock: bool = False, extra_env: dict | None = None,
+                 processes: int = 1):
         """`profile_to`: cProfile every request (wall or per-thread CPU clock) and dump the sum there
         at exit; `write_lock`: the process-wide SQLite writer lock experiment. Either runs the same
-        app as `dieuphoi serve` from a small wrapper script instead of the installed command."""
+        app as `dieuphoi serve` from a small wrapper script instead of the installed command.
+        `processes` > 1: `dieuphoi serve --processes N` (gunicorn, N worker processes)."""
+        if processes > 1 and (profile_to or write_lock):
+            raise ValueError("profiling and the writer-lock experiment run one process only")
         self.url, self.workdir, self.threads, self.profile_to = url, workdir, threads, profile_to
+        self.processes = processes
         self.profile_clock, self.write_lock = profile_clock, write_lock
         self.port = free_port()
         self.extra_env = extra_env or {}
@@ -291,7 +296,8 @@ class Server:
         else:
             exe = Path(sys.executable).parent / "dieuphoi"
             cmd = [str(exe) if exe.exists() else sys.executable, *([] if exe.exists() else ["-m", "engine.cli"]),
-                   "serve", "--host", "127.0.0.1", "--port", str(self.port), "--threads", str(self.threads)]
+                   "serve", "--host", "127.0.0.1", "--port", str(self.port), "--threads", str(self.threads),
+                   "--processes", str(self.processes)]
         self._logf = open(self.log, "wb")
         self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdout=self._logf, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -315,8 +321,13 @@ class Server:
     def pid(self) -> int:
         return self.proc.pid
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the server's processes that are still alive."""
+        return sum(cpu_seconds(pid) for pid in process_tree(self.proc.pid))
+
     def rss_kb(self) -> int:
-        return rss_kb(self.proc.pid)
+        """The server's resident memory: its own and, with several processes, its workers' too."""
+        return sum(rss_kb(pid) for pid in process_tree(self.proc.pid))
 
     def __exit__(self, *exc) -> None:
         if self.proc and self.proc.poll() is None:
@@ -338,6 +349,26 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (from /proc/<pid>/task/*/children)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo.extend(int(c) for c in task.read_text().split())
+    return found
 
 
 def load_average() -> str:

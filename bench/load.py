@@ -30,7 +30,8 @@ as complete when the approval's answer says the instance is `completed`. After t
 database is checked: completed approval cases, timers fired, failed timers, server log errors.
 
     python bench/load.py [--db sqlite|postgres|both] [--users 8] [--duration 60] [--warmup 10]
-                         [--rate REQ_PER_S] [--mix realistic|minimal] [--threads 8] [--profile]
+                         [--rate REQ_PER_S] [--mix realistic|minimal] [--threads 8] [--processes 1]
+                         [--profile]
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import pstats
 import random
 import threading
@@ -193,7 +195,7 @@ def run_one(kind: str, args) -> dict:
               f"{sum(len(u['staff']) + 1 for u in people.values())} people, {args.overdue_timers} overdue timers")
         profile_to = workdir / "server.prof" if args.profile else None
         with Server(url, workdir, threads=args.threads, profile_to=profile_to, profile_clock=args.profile_clock,
-                    write_lock=args.write_lock) as server:
+                    write_lock=args.write_lock, processes=args.processes) as server:
             rec, counters, stop = Recorder(), Counters(), threading.Event()
             since = datetime.now(timezone.utc)
             rss_start = server.rss_kb()
@@ -202,11 +204,13 @@ def run_one(kind: str, args) -> dict:
             rec.take()
             counters.take()
             load_before = load_average()
+            cpu_server0, cpu_client0 = server.cpu_seconds(), time.process_time()
             t0 = time.perf_counter()
             time.sleep(args.duration)
             samples, errors = rec.take()
             completed, chains = counters.take()
             elapsed = time.perf_counter() - t0
+            cpu_server, cpu_client = server.cpu_seconds() - cpu_server0, time.process_time() - cpu_client0
             load_after = load_average()
             stop.set()
             for t in threads:
@@ -229,9 +233,11 @@ def run_one(kind: str, args) -> dict:
     requests = sum(len(v) for v in samples.values())
     result = {
         "db": kind, "write_lock": args.write_lock, "mix": args.mix, "users": args.users, "rate": args.rate, "threads": args.threads,
+        "processes": args.processes,
         "seconds": round(elapsed, 1), "instances_per_s": completed / elapsed, "requests_per_s": requests / elapsed,
         "completed_in_window": completed, "chain_p50_ms": pct(chains, 50) * 1e3, "chain_p95_ms": pct(chains, 95) * 1e3,
         "errors": len(errors), "error_samples": errors[:10], "server_log_errors": server_errors[:10],
+        "server_cpu_s": round(cpu_server, 1), "client_cpu_s": round(cpu_client, 1),
         "load_before": load_before, "load_after": load_after, "rss_start_kb": rss_start, "rss_end_kb": rss_end,
         "facts": facts, "table": latency_table(samples, elapsed),
         "kinds": {k: {"n": len(v), "p50": pct(v, 50) * 1e3, "p95": pct(v, 95) * 1e3, "p99": pct(v, 99) * 1e3}
@@ -244,9 +250,14 @@ def run_one(kind: str, args) -> dict:
 
 def report(r: dict) -> None:
     mode = f"paced at {r['rate']:g} req/s" if r["rate"] else "closed loop"
-    print(f"\n== {r['db']}: {r['mix']} mix, {r['users']} client threads, {mode}, server threads {r['threads']}, "
+    print(f"\n== {r['db']}: {r['mix']} mix, {r['users']} client threads, {mode}, server "
+          f"{r.get('processes', 1)} process(es) x {r['threads']} threads, "
           f"{r['seconds']} s measured{', writer-lock experiment' if r['write_lock'] else ''} ==")
     print(f"load average before/after: {r['load_before']} / {r['load_after']}")
+    if "server_cpu_s" in r:
+        per_request = r["server_cpu_s"] / max(1, r["requests_per_s"] * r["seconds"]) * 1e3
+        print(f"CPU while measured: server {r['server_cpu_s']} s ({per_request:.1f} ms per request), "
+              f"load client {r['client_cpu_s']} s, over {r['seconds']} s on {os.cpu_count()} cores")
     print(f"complete approval cases: {r['completed_in_window']} = {r['instances_per_s']:.1f} /s "
           f"(end to end per case p50 {r['chain_p50_ms']:.0f} ms, p95 {r['chain_p95_ms']:.0f} ms)")
     print(f"requests: {r['requests_per_s']:.1f} /s; errors: {r['errors']}; server log errors: "
@@ -268,7 +279,8 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=60.0, help="measured seconds")
     ap.add_argument("--warmup", type=float, default=10.0, help="seconds of load before measuring")
     ap.add_argument("--mix", choices=("realistic", "minimal"), default="realistic")
-    ap.add_argument("--threads", type=int, default=8, help="waitress threads (dieuphoi serve --threads)")
+    ap.add_argument("--threads", type=int, default=8, help="request threads per process (dieuphoi serve --threads)")
+    ap.add_argument("--processes", type=int, default=1, help="web processes (dieuphoi serve --processes)")
     ap.add_argument("--units", type=int, default=10)
     ap.add_argument("--overdue-timers", type=int, default=500)
     ap.add_argument("--profile", action="store_true", help="cProfile every request in the server; print the sum")

@@ -82,9 +82,18 @@ def deploy(paths: tuple[Path, ...]) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--no-scheduler", is_flag=True, help="Không chạy bộ hẹn giờ trong tiến trình này")
-@click.option("--threads", default=8, show_default=True, type=int)
-def serve(host: str, port: int, no_scheduler: bool, threads: int) -> None:
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="Luồng xử lý yêu cầu mỗi tiến trình / request threads per process")
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Số tiến trình web (mỗi tiến trình dùng một lõi CPU) / web processes, one core each")
+def serve(host: str, port: int, no_scheduler: bool, threads: int, processes: int) -> None:
     """Chạy giao diện web, API và bộ hẹn giờ / serve the web UI, API and scheduler."""
+    if processes > 1:  # gunicorn's pre-fork arbiter; every worker builds its own engine after the fork
+        from webui.server import run
+
+        click.echo(f"Điều Phối đang chạy tại http://{host}:{port}/ với {processes} tiến trình (Ctrl+C để dừng)")
+        run(host, port, processes, threads, scheduler=not no_scheduler)
+        return
     from waitress import serve as waitress_serve
 
     from engine.scheduler import start_background

@@ -77,6 +77,16 @@ class Proc:
             pass
         self.popen.wait(timeout=10)
 
+    def children(self) -> list[int]:
+        """The pids this process forked (gunicorn's workers under `serve --processes N`)."""
+        found = []
+        for task in Path(f"/proc/{self.pid}/task").glob("*/children"):
+            try:
+                found += [int(c) for c in task.read_text().split()]
+            except OSError:
+                pass
+        return sorted(found)
+
     def tail(self, chars: int = 3000) -> str:
         try:
             return f"--- {self.name} ---\n" + self.log_path.read_text(errors="replace")[-chars:]
@@ -110,9 +120,10 @@ class Cluster:
         return proc
 
     def serve(self, name: str = "web", *, scheduler: bool = True, port: int | None = None, threads: int = 4,
-              db_url: str | None = None, wait: bool = True) -> Proc:
+              db_url: str | None = None, wait: bool = True, processes: int = 1) -> Proc:
         port = port or free_port()
-        args = ["serve", "--port", str(port), "--threads", str(threads)] + ([] if scheduler else ["--no-scheduler"])
+        args = ["serve", "--port", str(port), "--threads", str(threads), "--processes", str(processes)]
+        args += [] if scheduler else ["--no-scheduler"]
         proc = self._spawn(name, args, port, db_url)
         if wait:
             self.wait_healthy(proc)
