@@ -22,7 +22,7 @@ from jinja2 import ChainableUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import Integer, String, and_, cast, exists, false, func, literal, null, or_, select, true, union_all
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.functions import FunctionElement
 
 from engine import serialization
@@ -43,6 +43,7 @@ from engine.models import (
     User,
 )
 from engine.projections import SEARCH_SEPARATOR
+from engine.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,27 @@ def may_view_instance(session: Session, user: User, instance_id: int, today: dat
     return session.scalar(select(HumanTask.id).where(
         HumanTask.instance_id == instance_id, HumanTask.state == OPEN,
         visible_task_filter(session, user.id, today)).limit(1)) is not None
+
+
+_TASK_OF_CASE = aliased(HumanTask)  # made once: a new alias per call is costly to build and to cache
+
+
+def visible_task_instance(session: Session, user: User, task_id: str, today: date) -> int | None:
+    """The case of a task `user` may see (its case is visible to them, or they may act on it now), else None.
+
+    Usually one statement: the task's case under the case visibility rule. Only when that finds
+    nothing (no such task, or a substitute's view) do the slower checks run."""
+    task = _TASK_OF_CASE
+    found = session.scalar(select(Instance.id).join(task, task.instance_id == Instance.id)
+                           .where(task.id == task_id, visible_instance_condition(session, user)))
+    if found is not None:
+        return found
+    instance_id = session.scalar(select(HumanTask.instance_id).where(HumanTask.id == task_id))
+    if instance_id is None:
+        return None
+    if may_view_instance(session, user, instance_id, today) or may_act_now(session, user.id, task_id, today):
+        return instance_id
+    return None
 
 
 def task_in_instance(session: Session, task_id: str, instance_id: int) -> bool:
@@ -675,27 +697,85 @@ class _DefinitionRef:
     version: int
 
 
-_SUMMARY_COLUMNS = (Instance.id, Instance.process_key, Instance.title, Instance.status, Instance.owner_org,
-                    Instance.initiator_id, Instance.business, Instance.created_at, Instance.updated_at,
-                    Instance.completed_at, Instance.version, Definition.title_vi.label("definition_title"),
-                    Definition.version.label("definition_version"))
+# The answers of the API's actions (start a case, act on a task) are on every request's hot path:
+# they are read in plain SQL on the request's connection (engine.store), two statements each, with
+# no ORM objects or statement building (these were as costly as the action itself).
+_ANSWER_TASK = ("id", "instance_id", "process_key", "task_name", "title", "lane", "org_code", "role", "state",
+                "assignee_id", "candidate_user_id", "completed_by", "acting_for", "created_at", "due_at",
+                "completed_at", "form_key", "business", "return_reason")
+_ANSWER_CASE = ("id", "process_key", "title", "status", "owner_org", "initiator_id", "business", "created_at",
+                "updated_at", "completed_at", "version")
+_CASE_SELECT = ", ".join([*(f"i.{c} AS c_{c}" for c in _ANSWER_CASE), "d.title_vi AS d_title_vi",
+                          "d.version AS d_version"])
+_TASK_SELECT = ", ".join(f"t.{c} AS t_{c}" for c in _ANSWER_TASK)
 
 
-def _summary_row(session: Session, instance_id: int):
-    """The columns `instance_summary` shows, with the definition's, in one statement (never the state)."""
-    row = session.execute(select(*_SUMMARY_COLUMNS).join(Definition, Definition.id == Instance.definition_id)
-                          .where(Instance.id == instance_id)).one()
-    return row, _DefinitionRef(row.definition_title, row.definition_version)
+class _Row:
+    """Attribute access over one prefix's columns of a joined row (what task_dict and instance_summary read)."""
+
+    def __init__(self, values: dict):
+        self.__dict__.update(values)
+
+
+def _split(store: Store, keys: list[str], row) -> dict[str, _Row | None]:
+    """A joined row's columns by table prefix (`c_`, `d_`, `t_`), loaded like the store's own rows."""
+    parts: dict[str, dict] = {}
+    for key, value in zip(keys, row, strict=True):
+        prefix, name = key.split("_", 1)
+        parts.setdefault(prefix, {})[name] = store.load(name, value)
+    return {prefix: (_Row(values) if any(v is not None for v in values.values()) else None)
+            for prefix, values in parts.items()}
+
+
+def _refs(store: Store, user_ids, org_codes) -> tuple[dict[int, dict], dict[str, dict]]:
+    """`user_refs` and `org_refs` in one statement."""
+    ids = sorted({i for i in user_ids if i is not None})
+    codes = sorted({c for c in org_codes if c})
+    parts, params = [], {}
+    if ids:
+        params.update({f"u{k}": v for k, v in enumerate(ids)})
+        marks = ", ".join(f":u{k}" for k in range(len(ids)))
+        parts.append("SELECT 'u' AS kind, CAST(id AS VARCHAR(20)) AS ref, username AS a, full_name AS b "
+                     f"FROM users WHERE id IN ({marks})")
+    if codes:
+        params.update({f"o{k}": v for k, v in enumerate(codes)})
+        marks = ", ".join(f":o{k}" for k in range(len(codes)))
+        parts.append(f"SELECT 'o' AS kind, code AS ref, name_vi AS a, name_en AS b FROM organisations "
+                     f"WHERE code IN ({marks})")
+    users: dict[int, dict] = {}
+    orgs: dict[str, dict] = {}
+    if not parts:
+        return users, orgs
+    for kind, ref, a, b in store.execute(" UNION ALL ".join(parts), **params).fetchall():
+        if kind == "u":
+            users[int(ref)] = {"id": int(ref), "username": a, "full_name": b}
+        else:
+            orgs[ref] = {"code": ref, "name_vi": a, "name_en": b}
+    return users, orgs
+
+
+def _answer_store(session: Session) -> Store:
+    return Store.on(session.connection())
 
 
 def instance_brief(session: Session, instance_id: int, now: datetime) -> dict:
-    """The case summary with its open tasks, from projections only (the stored state is not even read)."""
-    inst, definition = _summary_row(session, instance_id)
-    tasks = list(session.scalars(select(HumanTask).where(HumanTask.instance_id == inst.id, HumanTask.state == OPEN)
-                                 .order_by(HumanTask.created_at, HumanTask.id)))
-    users = user_refs(session, [inst.initiator_id, *(t.assignee_id for t in tasks),
-                                *(t.candidate_user_id for t in tasks)])
-    orgs = org_refs(session, [inst.owner_org, *(t.org_code for t in tasks)])
+    """The case summary with its open tasks, from projections only (the stored state is not even read).
+
+    Two statements: the case with its definition and open tasks (joined), then people and units."""
+    store = _answer_store(session)
+    result = store.execute(
+        f"SELECT {_CASE_SELECT}, {_TASK_SELECT} FROM instances i JOIN definitions d ON d.id = i.definition_id "
+        "LEFT JOIN human_tasks t ON t.instance_id = i.id AND t.state = :open WHERE i.id = :id "
+        "ORDER BY t.created_at, t.id", id=instance_id, open=OPEN)
+    keys = result.keys()
+    joined = [_split(store, keys, row) for row in result.fetchall()]
+    if not joined:
+        raise NotFound("Không tìm thấy hồ sơ.", "Case not found.", {"instance": instance_id})
+    inst, definition = joined[0]["c"], _DefinitionRef(joined[0]["d"].title_vi, joined[0]["d"].version)
+    tasks = [j["t"] for j in joined if j["t"] is not None]
+    users, orgs = _refs(store, [inst.initiator_id, *(t.assignee_id for t in tasks),
+                                *(t.candidate_user_id for t in tasks)],
+                        [inst.owner_org, *(t.org_code for t in tasks)])
     out = instance_summary(inst, definition, users, orgs)
     out["open_tasks"] = [task_dict(t, now, users, orgs) for t in tasks]
     return out
@@ -704,16 +784,25 @@ def instance_brief(session: Session, instance_id: int, now: datetime) -> dict:
 def task_result(session: Session, task_id: str, next_ids: list[str], now: datetime) -> dict:
     """What an action on a task answers: the task, the tasks it opened, and the case summary.
 
-    Four statements whatever the number of tasks (tasks, case with definition, people,
-    organisations): this runs after every action, so it is on the hot path of the API."""
-    found = {t.id: t for t in session.scalars(select(HumanTask).where(HumanTask.id.in_([task_id, *next_ids])))}
-    task = found[task_id]
-    following = [found[i] for i in next_ids if i in found]
-    inst, definition = _summary_row(session, task.instance_id)
+    Two statements whatever the number of tasks: the tasks with their case and its definition
+    (joined), then people and units."""
+    store = _answer_store(session)
+    wanted = [task_id, *next_ids]
+    marks = ", ".join(f":t{k}" for k in range(len(wanted)))
+    result = store.execute(
+        f"SELECT {_CASE_SELECT}, {_TASK_SELECT} FROM human_tasks t JOIN instances i ON i.id = t.instance_id "
+        f"JOIN definitions d ON d.id = i.definition_id WHERE t.id IN ({marks})",
+        **{f"t{k}": v for k, v in enumerate(wanted)})
+    keys = result.keys()
+    joined = {j["t"].id: j for j in (_split(store, keys, row) for row in result.fetchall())}
+    first = joined[task_id]
+    task = first["t"]
+    following = [joined[i]["t"] for i in next_ids if i in joined]
+    inst, definition = first["c"], _DefinitionRef(first["d"].title_vi, first["d"].version)
     people = [i for t in (task, *following) for i in (t.assignee_id, t.candidate_user_id, t.completed_by,
                                                          t.acting_for)]
-    users = user_refs(session, [inst.initiator_id, *people])
-    orgs = org_refs(session, [inst.owner_org, *(t.org_code for t in (task, *following))])
+    users, orgs = _refs(store, [inst.initiator_id, *people],
+                        [inst.owner_org, *(t.org_code for t in (task, *following))])
     return {"task": task_dict(task, now, users, orgs),
             "next_tasks": [task_dict(t, now, users, orgs) for t in following],
             "instance": instance_summary(inst, definition, users, orgs)}

@@ -40,8 +40,9 @@ class _Result:
 
     def __init__(self, cursor):
         self.rowcount = cursor.rowcount
-        self._keys = [d[0] for d in cursor.description] if cursor.description else []
-        self._rows = cursor.fetchall() if cursor.description else []
+        description = cursor.description  # psycopg builds it anew on every access
+        self._keys = [d[0] for d in description] if description else []
+        self._rows = cursor.fetchall() if description else []
 
     def keys(self) -> list[str]:
         return self._keys
@@ -147,6 +148,10 @@ class Store:
             naive = value.astimezone(timezone.utc).replace(tzinfo=None)
             return naive.strftime(_SQLITE_FORMAT) if self.sqlite else naive
         return value
+
+    def load(self, name: str, value: Any) -> Any:
+        """A column's value as the models give it: JSON decoded, times as aware UTC datetimes."""
+        return self._load(name, value)
 
     def _load(self, name: str, value: Any) -> Any:
         if value is None:

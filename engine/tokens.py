@@ -78,6 +78,10 @@ class TokenOwner:
     token_id: int
     user_id: int
     needs_touch: bool
+    # The owner's account, read in the same statement: authenticating a request is one query.
+    username: str = ""
+    full_name: str = ""
+    is_admin: bool = False
 
 
 def resolve(session: Session, raw: str, now: datetime) -> TokenOwner | None:
@@ -86,7 +90,7 @@ def resolve(session: Session, raw: str, now: datetime) -> TokenOwner | None:
         return None
     row = session.execute(
         select(ApiToken.id, ApiToken.user_id, ApiToken.expires_at, ApiToken.revoked_at, ApiToken.last_used_at,
-               User.active)
+               User.active, User.username, User.full_name, User.is_admin)
         .join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == hash_token(raw))
     ).first()
     if row is None or row.revoked_at is not None or not row.active:
@@ -94,7 +98,7 @@ def resolve(session: Session, raw: str, now: datetime) -> TokenOwner | None:
     if row.expires_at is not None and row.expires_at <= now:
         return None
     stale = row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY
-    return TokenOwner(row.id, row.user_id, stale)
+    return TokenOwner(row.id, row.user_id, stale, row.username, row.full_name, row.is_admin)
 
 
 def touch(session: Session, token_id: int, now: datetime) -> None:

@@ -88,10 +88,10 @@ def authenticate() -> Actor:
         if scheme.lower() != "bearer" or not raw.strip():
             raise Unauthorized(*NEED_LOGIN, {"authorization": "Cần dạng 'Bearer <mã>'. / Expected 'Bearer <token>'."})
         with request_db.read() as session:
-            owner = tokens.resolve(session, raw.strip(), eng.now())
-            actor = _actor(session, owner.user_id, "token", owner.token_id) if owner else None
-        if actor is None:
+            owner = tokens.resolve(session, raw.strip(), eng.now())  # None for a disabled owner too
+        if owner is None:
             raise Unauthorized(*tokens.TOKEN_REFUSED)
+        actor = Actor(owner.user_id, owner.username, owner.full_name, owner.is_admin, "token", owner.token_id)
         if owner.needs_touch:
             _touch(owner.token_id)
         return actor

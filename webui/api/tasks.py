@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from engine import drafts, queries
 from engine.errors import NotFound
-from engine.models import HumanTask
 from webui import request_db
 from webui.api import schemas as S
 from webui.api.auth import engine, resolve_user
@@ -44,11 +43,8 @@ def get_task(call):
 
 def _require_visible_task(session, actor, task_id: str) -> int:
     """The task's case id; a task the caller may not see does not exist for them (404, never 403)."""
-    task = session.get(HumanTask, task_id)
-    instance_id = task.instance_id if task is not None else None
-    eng = engine()
-    if instance_id is None or not (queries.may_view_instance(session, actor, instance_id, eng.today())
-                                   or queries.may_act_now(session, actor.id, task_id, eng.today())):
+    instance_id = queries.visible_task_instance(session, actor, task_id, engine().today())
+    if instance_id is None:
         raise NotFound("Không tìm thấy công việc.", "Task not found.", {"task": task_id})
     return instance_id
 
