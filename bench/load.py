@@ -57,6 +57,7 @@ from _common import (  # noqa: I001 - sys.path is set by _common
     database,
     latency_table,
     load_average,
+    machine_cpu_seconds,
     make_engine,
     pct,
     seed_for_load,
@@ -205,12 +206,15 @@ def run_one(kind: str, args) -> dict:
             counters.take()
             load_before = load_average()
             cpu_server0, cpu_client0 = server.cpu_seconds(), time.process_time()
+            busy0, idle0 = machine_cpu_seconds()
             t0 = time.perf_counter()
             time.sleep(args.duration)
             samples, errors = rec.take()
             completed, chains = counters.take()
             elapsed = time.perf_counter() - t0
             cpu_server, cpu_client = server.cpu_seconds() - cpu_server0, time.process_time() - cpu_client0
+            busy1, idle1 = machine_cpu_seconds()
+            cpu_busy, cpu_idle = busy1 - busy0, idle1 - idle0
             load_after = load_average()
             stop.set()
             for t in threads:
@@ -238,6 +242,7 @@ def run_one(kind: str, args) -> dict:
         "completed_in_window": completed, "chain_p50_ms": pct(chains, 50) * 1e3, "chain_p95_ms": pct(chains, 95) * 1e3,
         "errors": len(errors), "error_samples": errors[:10], "server_log_errors": server_errors[:10],
         "server_cpu_s": round(cpu_server, 1), "client_cpu_s": round(cpu_client, 1),
+        "machine_busy_s": round(cpu_busy, 1), "machine_idle_s": round(cpu_idle, 1),
         "load_before": load_before, "load_after": load_after, "rss_start_kb": rss_start, "rss_end_kb": rss_end,
         "facts": facts, "table": latency_table(samples, elapsed),
         "kinds": {k: {"n": len(v), "p50": pct(v, 50) * 1e3, "p95": pct(v, 95) * 1e3, "p99": pct(v, 99) * 1e3}
@@ -257,7 +262,9 @@ def report(r: dict) -> None:
     if "server_cpu_s" in r:
         per_request = r["server_cpu_s"] / max(1, r["requests_per_s"] * r["seconds"]) * 1e3
         print(f"CPU while measured: server {r['server_cpu_s']} s ({per_request:.1f} ms per request), "
-              f"load client {r['client_cpu_s']} s, over {r['seconds']} s on {os.cpu_count()} cores")
+              f"load client {r['client_cpu_s']} s, everything else (the database server, the kernel) "
+              f"{r['machine_busy_s'] - r['server_cpu_s'] - r['client_cpu_s']:.1f} s, idle {r['machine_idle_s']} s, "
+              f"over {r['seconds']} s on {os.cpu_count()} cores")
     print(f"complete approval cases: {r['completed_in_window']} = {r['instances_per_s']:.1f} /s "
           f"(end to end per case p50 {r['chain_p50_ms']:.0f} ms, p95 {r['chain_p95_ms']:.0f} ms)")
     print(f"requests: {r['requests_per_s']:.1f} /s; errors: {r['errors']}; server log errors: "
