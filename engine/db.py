@@ -46,8 +46,10 @@ class Database:
             # A database that stops answering (host down, packets dropped) must fail a request, not hang
             # it: libpq waits forever for a connection without connect_timeout. A URL may set its own.
             connect_args = {} if "connect_timeout=" in url else {"connect_timeout": CONNECT_TIMEOUT}
-            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
+            kwargs.update(pool_size=10, max_overflow=20, connect_args=connect_args)
         self.engine: Engine = create_engine(url, **kwargs)
+        if not self.is_sqlite:
+            _ping_idle_connections(self.engine)
         self._wal: WalCheckpointer | None = None
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine, sqlite_synchronous)
@@ -58,6 +60,11 @@ class Database:
         self._writer = self.engine.execution_options(dieuphoi_immediate=True)
         self._write_lock = WriterQueue(_sqlite_file(url)) if self.is_sqlite else None
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # For a web request's reads, which need no snapshot across statements: on PostgreSQL in
+        # autocommit, so no BEGIN and ROLLBACK round trips; each statement sees what was committed
+        # before it ran, as in a READ COMMITTED transaction. SQLite keeps its transactions.
+        self.request_reader: Engine = (self.engine if self.is_sqlite
+                                       else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Database":
@@ -96,6 +103,38 @@ class Database:
         if self._write_lock is not None:
             self._write_lock.close()
         self.engine.dispose()
+
+
+PING_IF_IDLE_SECONDS = 1.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Check a pooled PostgreSQL connection before use if it sat idle for a second or more.
+
+    SQLAlchemy's `pool_pre_ping` pings on every checkout: a round trip per request and per
+    action. A connection that was in use a moment ago is alive; one idle since before a database
+    restart is not, and the ping replaces it with a fresh one (SQLAlchemy's documented custom
+    pessimistic check: DisconnectionError makes the pool reconnect). If the database restarts while
+    connections are busy, the statement that meets a dead one fails (503, nothing changed) and
+    SQLAlchemy invalidates the rest of the pool, so the next requests reconnect.
+    """
+    import time
+
+    from sqlalchemy import exc
+
+    @event.listens_for(engine, "checkin")
+    def _idle_since(_dbapi_conn, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn, record, _proxy):
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < PING_IF_IDLE_SECONDS:
+            return  # new (just connected) or used a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise exc.DisconnectionError(f"idle connection is gone: {error}") from error
 
 
 class WriterQueue:

@@ -1,13 +1,14 @@
 """One read connection per request: the sign-in loader, the view and the navigation bar share it.
 
-Each `Database.read()` checks a connection out of the pool, and on PostgreSQL every checkout
-pings the server (`pool_pre_ping`) and opens and closes a transaction: three of them made a page
-pay six round trips before its first query. Here a request checks out one connection, lazily, and
+Each `Database.read()` checks a connection out of the pool, and on PostgreSQL a checkout could
+ping the server and opens and closes a transaction: three of them made a page pay six round trips
+before its first query. Here a request checks out one connection, lazily, and
 gives it back at teardown.
 
-On PostgreSQL the request's reads share one READ COMMITTED transaction: each statement sees what
-was committed before it ran, this request's own writes (made on another connection by
-`Database.write()`) included. On SQLite a transaction keeps the snapshot of its first read, so
+On PostgreSQL the request's reads run in autocommit (`Database.request_reader`): each statement
+sees what was committed before it ran, this request's own writes (made on another connection by
+`Database.write()`) included, exactly as in a READ COMMITTED transaction, without the BEGIN and
+ROLLBACK round trips. On SQLite a transaction keeps the snapshot of its first read, so
 each `read()` block ends its own and the next one sees the latest writes; there a transaction
 costs no round trip. Either way every block leaves the session's identity map empty, so an object
 read before a write is read again after it, never served stale from memory, as with separate
@@ -33,7 +34,7 @@ def read() -> Iterator[Session]:
     db = current_app.extensions["dieuphoi"].db
     session = g.get(_KEY)
     if session is None:
-        session = Session(db.engine, expire_on_commit=False)
+        session = Session(db.request_reader, expire_on_commit=False)
         setattr(g, _KEY, session)
         session.info["depth"] = 0
     session.info["depth"] += 1

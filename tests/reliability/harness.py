@@ -321,6 +321,12 @@ class TcpProxy:
     def cut(self) -> None:
         self._accepting.clear()
         if self._listener is not None:
+            # close() alone leaves a thread blocked in accept() holding the port open (Linux):
+            # shutdown wakes it, so the port is free for restore() and refuses connections meanwhile.
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._listener.close()
             self._listener = None
         with self._lock:
