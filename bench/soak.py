@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=8)
     ap.add_argument("--every", type=float, default=10.0, help="seconds between samples")
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--processes", type=int, default=1, help="web processes (dieuphoi serve --processes)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -40,14 +41,15 @@ def main() -> None:
     with tempdir(f"dp-soak-{args.db}-") as tmp, database(args.db, "dp_bench_soak", Path(tmp)) as url:
         workdir = Path(tmp)
         people = seed_for_load(url, workdir)
-        with Server(url, workdir, threads=args.threads) as server:
+        with Server(url, workdir, threads=args.threads, processes=args.processes) as server:
             rec, counters, stop = Recorder(), Counters(), threading.Event()
             since = datetime.now(timezone.utc)
             t0 = time.monotonic()
             rss0 = server.rss_kb()
             threads = start_workers(server.port, people, args.users, args.rate, "realistic", rec, counters, stop)
             rows, all_errors = [], []
-            print(f"[{args.db}] soak {args.minutes:g} min at {args.rate:g} req/s, server pid {server.pid}, "
+            print(f"[{args.db}] soak {args.minutes:g} min at {args.rate:g} req/s, server pid {server.pid} "
+                  f"({args.processes} process(es)), "
                   f"RSS at start {rss0 / 1024:.1f} MiB")
             print(f"{'t s':>6} {'RSS MiB':>8} {'req':>6} {'req/s':>6} {'cases':>6} {'p50 ms':>7} {'p95 ms':>7} "
                   f"{'err':>4}  load")

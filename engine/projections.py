@@ -153,9 +153,11 @@ def summarise(inst: InstanceRow, wf: BpmnWorkflow, parsed: ParsedDefinition, now
 
 
 def sync_tasks(store: Store, inst: InstanceRow, wf: BpmnWorkflow, parsed: ParsedDefinition, now: datetime,
-               open_rows: list[TaskRow], cal: WorkingCalendar | None = None, tz: ZoneInfo | None = None
-               ) -> list[TaskRow]:
+               open_rows: list[TaskRow], cal: WorkingCalendar | None = None, tz: ZoneInfo | None = None,
+               newest: bool = False) -> list[TaskRow]:
     """Open a row for each new READY human task, close rows whose task left READY; returns the new rows.
+
+    `newest`: the case runs its process's newest version, whose title template is its own.
 
     A new task whose step has a deadline in the descriptor gets its due time, and its
     reminder and escalation timers are scheduled in the same transaction.
@@ -186,8 +188,9 @@ def sync_tasks(store: Store, inst: InstanceRow, wf: BpmnWorkflow, parsed: Parsed
         )
         plan = deadlines.schedule(cal, task_specs.get(name), now, task.data, tz) if cal is not None else None
         if template is None:
-            template = latest_title_template(store, inst.process_key, inst.definition_id,
-                                             parsed.descriptor.get("title_template"))
+            own = parsed.descriptor.get("title_template")
+            template = (own or "") if newest else latest_title_template(store, inst.process_key,
+                                                                          inst.definition_id, own)
         title = (spec.title if spec else task.task_spec.name)[:500]
         business = business_fields(parsed, task.data)
         row = TaskRow(

@@ -214,10 +214,12 @@ class Engine(TaskActions):
 
     def _save(self, session: Session, inst: InstanceRow, wf: BpmnWorkflow, parsed: ParsedDefinition,
               actor_id: int | None = None, depth: int = 0, open_rows: list[TaskRow] | None = None,
-              rearm: bool = False, quiet: frozenset[str] = frozenset(), state: str | None = None) -> list[TaskRow]:
+              rearm: bool = False, quiet: frozenset[str] = frozenset(), state: str | None = None,
+              newest: bool = False) -> list[TaskRow]:
         """Write the workflow state and every projection of it; returns the tasks opened by this action.
 
-        `state` is the workflow already serialized, when that was done before the transaction.
+        `state` is the workflow already serialized, when that was done before the transaction;
+        `newest`: the case runs its process's newest version (no need to look for a newer one).
 
         Projections: the instance summary, task rows (with deadlines and their timers), the
         BPMN timer row, message subscriptions, notification emails and audit events.
@@ -240,7 +242,8 @@ class Engine(TaskActions):
                 open_rows = store.open_tasks(inst.id)
             store.update_instance(inst, *self._SAVED)
         session.info.setdefault(_WRITTEN, []).append((inst.id, inst.version, wf))
-        created = projections.sync_tasks(store, inst, wf, parsed, now, open_rows, self.calendar, self.tz)
+        created = projections.sync_tasks(store, inst, wf, parsed, now, open_rows, self.calendar, self.tz,
+                                         newest=newest)
         if rearm or inst.next_timer_at != previous_timer:
             store.arm_bpmn(inst.id, inst.next_timer_at, now)
         closed = [r.id for r in open_rows if r.state != TaskState.OPEN.value and r.due_at is not None]
@@ -308,7 +311,8 @@ class Engine(TaskActions):
             if start_form:
                 forms.validate(parsed.forms.get(start_form), data)
             inst, wf = self._start(session, actor_id, definition, data, owner_org)
-            self._save(session, inst, wf, parsed, inst.initiator_id)
+            # Without a version asked for, the newest: its own title template is the one lists use.
+            self._save(session, inst, wf, parsed, inst.initiator_id, newest=version is None)
             return inst.id
 
     def _start(self, session: Session, actor_id: int | None, definition: DefinitionRef | Definition, data: dict,
