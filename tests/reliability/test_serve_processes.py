@@ -99,6 +99,7 @@ def test_two_web_processes_take_connections_and_complete_cases_together(engine, 
         conn.close()
     assert sum(held.values()) == len(connections), held
     assert all(n >= 1 for n in held.values()), f"one process took every connection: {held}"
+    print(f"32 connections held per web process: {sorted(held.values())}")
 
     history = History()
     pairs = _clients(tokens, history)
