@@ -91,6 +91,7 @@ def serve(host: str, port: int, no_scheduler: bool, threads: int, processes: int
     if processes > 1:  # gunicorn's pre-fork arbiter; every worker builds its own engine after the fork
         from webui.server import run
 
+        _check_port_free(host, port)
         click.echo(f"Điều Phối đang chạy tại http://{host}:{port}/ với {processes} tiến trình (Ctrl+C để dừng)")
         run(host, port, processes, threads, scheduler=not no_scheduler)
         return
@@ -108,6 +109,21 @@ def serve(host: str, port: int, no_scheduler: bool, threads: int, processes: int
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Each web process binds its own SO_REUSEPORT socket, which would quietly share a port with
+    another `serve --processes` already on it: a plain bind first refuses a port in use."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart's TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise click.UsageError(f"Cổng {host}:{port} đang được dùng hoặc không mở được ({exc.strerror}). / "
+                                   f"Port {host}:{port} is in use or cannot be opened.") from None
 
 
 @main.command()

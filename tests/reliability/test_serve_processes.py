@@ -13,6 +13,7 @@ import http.client
 import os
 import re
 import signal
+import socket
 import threading
 from pathlib import Path
 from uuid import uuid4
@@ -164,3 +165,16 @@ def test_killed_web_process_is_replaced_and_loses_nothing_acknowledged(engine, p
     assert violations(db_url) == []
     print(f"one of two web processes killed mid-load: {len(acked)} completions acknowledged, "
           f"{len(unanswered)} unanswered")
+
+
+def test_a_port_in_use_is_refused_with_a_clear_message(cluster, tmp_path):
+    """Per-process SO_REUSEPORT sockets would share a port with another server quietly: refused first."""
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # as another `serve --processes` binds
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        proc = cluster.serve(port=port, processes=2, wait=False)
+        assert proc.popen.wait(timeout=30) != 0
+        log = proc.log_path.read_text(errors="replace")
+        assert f"Cổng 127.0.0.1:{port} đang được dùng" in log and "is in use" in log, log
