@@ -1,9 +1,9 @@
 """One read connection per request: the sign-in loader, the view and the navigation bar share it.
 
-Each `Database.read()` checks a connection out of the pool, and on PostgreSQL a checkout could
-ping the server and opens and closes a transaction: three of them made a page pay six round trips
-before its first query. Here a request checks out one connection, lazily, and
-gives it back at teardown.
+Each `Database.read()` checks a connection out of the pool and opens and closes a transaction
+(on PostgreSQL every checkout then also pinged the server): three of them made a page pay six
+round trips before its first query. Here a request checks out one connection, lazily, and gives
+it back at teardown.
 
 On PostgreSQL the request's reads run in autocommit (`Database.request_reader`): each statement
 sees what was committed before it ran, this request's own writes (made on another connection by
