@@ -79,13 +79,19 @@ def _run(pairs, base_url: str, ids: list[int], first_task: dict) -> list[threadi
     return threads
 
 
-def test_two_web_processes_take_connections_and_complete_cases_together(engine, people, cluster, db_url):
+def _two_processes(engine, people, cluster, cases: int):
+    """Tokens, `cases` new approvals with their first task, and `serve --processes 2` with its two workers."""
     deploy_approval(engine, ladder=None)
     tokens = issue_tokens(engine, people, ["nn.cv", "nn.ld"])
-    ids = [engine.start_instance(people["nn.cv"], "duyet") for _ in range(3 * CLIENTS)]
+    ids = [engine.start_instance(people["nn.cv"], "duyet") for _ in range(cases)]
     first_task = {iid: only_open_task(engine, iid).id for iid in ids}
     server = cluster.serve(processes=2)
     workers = wait_until(lambda: len(server.children()) == 2 and server.children(), 30, "two web processes")
+    return tokens, ids, first_task, server, workers
+
+
+def test_two_web_processes_take_connections_and_complete_cases_together(engine, people, cluster, db_url):
+    tokens, ids, first_task, server, workers = _two_processes(engine, people, cluster, 3 * CLIENTS)
 
     # The kernel spreads connections over the processes' SO_REUSEPORT sockets by address hash: of
     # 32 kept-alive connections, both processes hold some (all on one: odds 2 in 2^32).
@@ -115,12 +121,7 @@ def test_two_web_processes_take_connections_and_complete_cases_together(engine, 
 
 
 def test_killed_web_process_is_replaced_and_loses_nothing_acknowledged(engine, people, cluster, db_url):
-    deploy_approval(engine, ladder=None)
-    tokens = issue_tokens(engine, people, ["nn.cv", "nn.ld"])
-    ids = [engine.start_instance(people["nn.cv"], "duyet") for _ in range(5 * CLIENTS)]
-    first_task = {iid: only_open_task(engine, iid).id for iid in ids}
-    server = cluster.serve(processes=2)
-    workers = wait_until(lambda: len(server.children()) == 2 and server.children(), 30, "two web processes")
+    tokens, ids, first_task, server, workers = _two_processes(engine, people, cluster, 5 * CLIENTS)
 
     history = History()
     pairs = _clients(tokens, history)
