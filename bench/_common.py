@@ -182,7 +182,7 @@ def seed_for_load(url: str, workdir: Path, *, units: int = 10, staff_per_unit: i
                 for k in range(n):
                     username = f"b.{slug}.{'cv' if role == 'staff' else 'ld'}{k}"
                     user = directory.create_user(session, username, f"Bench {username}",
-                                                 positions=[(code, role)])
+                                                 positions=[(code, role)], at=now)
                     user.password_hash = pw_hash
                     _row, raw = tokens.issue(session, user.id, now, "bench")
                     unit[role].append({"id": user.id, "username": username, "token": raw})

@@ -86,8 +86,8 @@ def setup_engine(path: Path) -> tuple[Engine, int, int]:
     schema.upgrade(engine.db)
     with engine.db.write() as session:
         directory.upsert_organisation(session, "SO_KHCN", "Sở Khoa học và Công nghệ")
-        staff = directory.create_user(session, "cv", "Chuyên viên", positions=[("SO_KHCN", "staff")])
-        boss = directory.create_user(session, "ld", "Lãnh đạo", positions=[("SO_KHCN", "supervisor")])
+        staff = directory.create_user(session, "cv", "Chuyên viên", positions=[("SO_KHCN", "staff")], at=engine.now())
+        boss = directory.create_user(session, "ld", "Lãnh đạo", positions=[("SO_KHCN", "supervisor")], at=engine.now())
         staff_id, boss_id = staff.id, boss.id
     bundle = Bundle(key="duyet")
     bundle.xml = {"duyet.bpmn": MODEL}

@@ -52,8 +52,8 @@ def prototype(engine: Engine) -> int:
     with engine.db.write() as session:
         if session.execute(text("SELECT count(*) FROM users")).scalar() == 0:
             directory.upsert_organisation(session, "SO_KHCN", "Sở Khoa học và Công nghệ")
-            directory.create_user(session, "cv", "Chuyên viên", positions=[("SO_KHCN", "staff")])
-            directory.create_user(session, "ld", "Lãnh đạo", positions=[("SO_KHCN", "supervisor")])
+            directory.create_user(session, "cv", "Chuyên viên", positions=[("SO_KHCN", "staff")], at=engine.now())
+            directory.create_user(session, "ld", "Lãnh đạo", positions=[("SO_KHCN", "supervisor")], at=engine.now())
         staff = session.execute(text("SELECT id FROM users WHERE username = 'cv'")).scalar()
     b = Bundle(key="duyet")
     b.xml = {"duyet.bpmn": samples.approval(boundary="PT1H")}

@@ -176,7 +176,7 @@ def users_create(username, full_name, email, password, positions, admin) -> None
             raise click.BadParameter("--position cần dạng ORG_CODE:role")
         with engine.db.write() as session:
             user = directory.create_user(session, username, full_name, email=email, password=password,
-                                         positions=pairs, is_admin=admin)
+                                         positions=pairs, is_admin=admin, at=engine.now())
             click.echo(f"Đã tạo {user.username} (id {user.id})")
     except EngineError as exc:
         _fail(exc)

@@ -8,7 +8,7 @@ from the bundled data files does not.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -32,8 +32,11 @@ ADMIN_ACTIONS = (
 
 
 def _when(at: datetime | None) -> datetime:
-    """The time of an audited change: the caller's clock, or real time for a CLI without one."""
-    return at if at is not None else datetime.now(timezone.utc)
+    """The time of an audited change, always from the caller's (the engine's) clock: a wall-clock
+    stamp would sort a test's or a replayed change among the wrong days."""
+    if at is None or at.tzinfo is None:
+        raise ValueError("an audited directory change needs `at`, an aware time from the engine's clock")
+    return at
 
 
 def hash_password(password: str) -> str:

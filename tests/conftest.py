@@ -109,7 +109,7 @@ class People:
     def add(self, name: str, *positions: tuple[str, str], admin: bool = False, password: str | None = None) -> int:
         with self.engine.db.write() as session:
             user = directory.create_user(session, name, name.replace(".", " ").title(), email=f"{name}@dieuphoi.local",
-                                         positions=list(positions), is_admin=admin, password=password)
+                                         positions=list(positions), is_admin=admin, password=password, at=self.engine.now())
             self.ids[name] = user.id
         return self.ids[name]
 

@@ -60,7 +60,7 @@ def server(tmp_path_factory):
             ("nn.ld", "Trần Văn Hùng", [("SO_NNPTNT", "supervisor")]),
         ):
             people[username] = directory.create_user(session, username, name, email=f"{username}@dieuphoi.local",
-                                                     password=PASSWORD, positions=positions).id
+                                                     password=PASSWORD, positions=positions, at=engine.now()).id
     engine.deploy_path(WORKFLOWS_DIR / "sua_doi_ke_hoach")
     engine.deploy_path(WORKFLOWS_DIR / "du_toan_kinh_phi")
     engine.start_instance(people["nn.cv"], "du_toan_kinh_phi", {"nam_ngan_sach": 2026})  # will be overdue

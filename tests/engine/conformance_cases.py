@@ -87,7 +87,7 @@ class Replay:
 
     def user(self, name: str, *positions: tuple[str, str]) -> int:
         with self.engine.db.write() as session:
-            user = directory.create_user(session, name, name.title(), positions=list(positions))
+            user = directory.create_user(session, name, name.title(), positions=list(positions), at=self.engine.now())
             self.users[name] = user.id
         return self.users[name]
 

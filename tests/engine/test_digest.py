@@ -50,7 +50,7 @@ def cases(engine, people):
     people.add("nn.ld2", ("SO_NNPTNT", "supervisor"))  # opted out below
     with engine.db.write() as session:
         session.execute(update(User).where(User.id == people["nn.ld2"]).values(daily_digest=False))
-        directory.add_substitute(session, people["nn.cv"], people["nn.cv2"], date(2026, 12, 1), date(2026, 12, 31))
+        directory.add_substitute(session, people["nn.cv"], people["nn.cv2"], date(2026, 12, 1), date(2026, 12, 31), at=engine.now())
     return a, b_case
 
 

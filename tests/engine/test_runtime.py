@@ -130,7 +130,7 @@ def test_a_substitute_acts_for_the_absent_supervisor_and_the_audit_says_so(engin
         engine.complete_task(deputy, approve.id, {})
     today = engine.today()
     with engine.db.write() as session:
-        directory.add_substitute(session, people["nn.ld"], deputy, today - timedelta(days=1), today + timedelta(days=5))
+        directory.add_substitute(session, people["nn.ld"], deputy, today - timedelta(days=1), today + timedelta(days=5), at=engine.now())
     engine.complete_task(deputy, approve.id, {})
     with engine.db.read() as session:
         row = session.get(HumanTask, approve.id)
@@ -145,7 +145,7 @@ def test_an_expired_substitution_no_longer_grants_anything(engine, people, duyet
     approve = only_open_task(engine, duyet, "approve")
     deputy = people.add("nn.pho", ("SO_NNPTNT", "staff"))
     with engine.db.write() as session:
-        directory.add_substitute(session, people["nn.ld"], deputy, date(2026, 1, 1), date(2026, 1, 31))
+        directory.add_substitute(session, people["nn.ld"], deputy, date(2026, 1, 1), date(2026, 1, 31), at=engine.now())
     with pytest.raises(Forbidden):
         engine.complete_task(deputy, approve.id, {})
 
@@ -158,7 +158,7 @@ def test_candidates_follow_membership_changes_after_the_task_was_created(engine,
     with engine.db.write() as session:
         from engine.models import User
 
-        directory.add_position(session, session.get(User, newcomer), "SO_NNPTNT", "staff")
+        directory.add_position(session, session.get(User, newcomer), "SO_NNPTNT", "staff", at=engine.now())
     engine.complete_task(newcomer, task.id, {"noi_dung": "abc", "so_tien": 1})
 
 

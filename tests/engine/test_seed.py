@@ -195,7 +195,7 @@ def test_demo_is_an_office_a_few_weeks_into_the_campaign_and_seeding_again_adds_
 def test_demo_cases_are_not_added_to_a_database_already_in_use(engine):
     seed(engine)
     with engine.db.write() as session:
-        uid = directory.create_user(session, "so.yt.cv", "Hồ Minh Linh", positions=[("SO_YT", "staff")]).id
+        uid = directory.create_user(session, "so.yt.cv", "Hồ Minh Linh", positions=[("SO_YT", "staff")], at=engine.now()).id
     engine.start_instance(uid, "sua_doi_ke_hoach", {"noi_dung_de_xuat": "Điều chỉnh tiến độ đề tài cấp tỉnh"})
 
     report = seed(engine, demo=True)

@@ -197,7 +197,7 @@ def world(engine, people, clock) -> World:
         token, _ = tokens.issue(session, people["nn.cv"], engine.now(), payload("token"))
         staff = session.get(User, people["nn.cv"])
         substitute = directory.add_substitute(session, people["nn.cv"], people["nn.cv2"], engine.today(),
-                                              engine.today() + timedelta(days=3))
+                                              engine.today() + timedelta(days=3), at=engine.now())
         position_id = session.scalar(select(Position.id).where(Position.user_id == staff.id))
         session.execute(update(Instance).where(Instance.id == first).values(error=payload("case_error")))
         timer = Timer(kind="bpmn", dedupe_key="xss-timer", instance_id=first, due_at=engine.now(), state="failed",

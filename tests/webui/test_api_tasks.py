@@ -232,7 +232,7 @@ def test_a_substitute_sees_and_completes_the_absent_supervisors_task(api, engine
     assert api("yt.pho").get(f"/tasks/{approve}").status_code == 404
     today = engine.today()
     with engine.db.write() as session:
-        directory.add_substitute(session, people["nn.ld"], deputy, today, today + timedelta(days=3))
+        directory.add_substitute(session, people["nn.ld"], deputy, today, today + timedelta(days=3), at=engine.now())
     assert [t["id"] for t in api("yt.pho").get("/tasks").get_json()["items"]] == [approve]
     assert api("yt.pho").get(f"/tasks/{approve}").get_json()["actions"]["complete"] is True
     assert api("yt.pho").post(f"/tasks/{approve}/complete", json={}).status_code == 200

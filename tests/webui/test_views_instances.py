@@ -81,7 +81,7 @@ def test_acting_for_is_shown_in_the_history(browser_for, engine, people, proposa
     draft = only_task(engine, proposal, "soan_de_xuat")
     browser_for("nn.cv").post(f"/tasks/{draft.id}/complete", data=PROPOSAL)
     with engine.db.write() as session:
-        directory.add_substitute(session, people["nn.ld"], people["khcn.ld"], engine.today(), engine.today())
+        directory.add_substitute(session, people["nn.ld"], people["khcn.ld"], engine.today(), engine.today(), at=engine.now())
     approve = only_task(engine, proposal, "lanh_dao_duyet")
     substitute = browser_for("khcn.ld")
     assert substitute.get(f"/tasks/{approve.id}").status_code == 200
